@@ -1,0 +1,136 @@
+//! Command-line options. Every option also reads an environment variable, so
+//! the same binary is configured by flags on a laptop and by `env:` in a
+//! container or a Kubernetes manifest without a wrapper script.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// `0.1.0 (abc1234)`: the crate version and the git revision it was built from.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("API_GIT_REVISION"),
+    ")"
+);
+
+/// A small HTTP API: hello world, the current time, a health check,
+/// Swagger UI at /docs and Prometheus metrics on a separate port.
+#[derive(Debug, Parser)]
+#[command(name = "api", version = VERSION, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub server: ServerConfig,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Ask a running server for /healthcheck: exit 0 on a 200, 1 otherwise.
+    ///
+    /// Distroless images have no shell or curl, so the image's HEALTHCHECK
+    /// runs the binary itself.
+    Healthcheck(HealthcheckConfig),
+}
+
+/// How the server listens, logs, protects itself and shuts down.
+#[derive(Debug, Clone, Args)]
+pub struct ServerConfig {
+    /// IP address to listen on (0.0.0.0 = every IPv4 interface, :: = every IPv6 one).
+    #[arg(long, env = "API_HOST", default_value = "0.0.0.0")]
+    pub host: IpAddr,
+
+    /// TCP port for the API. `PORT` is what most platforms set.
+    #[arg(long, env = "PORT", default_value_t = 8000)]
+    pub port: u16,
+
+    /// TCP port for Prometheus metrics (GET /metrics), kept off the API port
+    /// so that it is not exposed wherever the API is.
+    #[arg(long, env = "API_METRICS_PORT", default_value_t = 9000)]
+    pub metrics_port: u16,
+
+    /// Record no metrics and open no metrics port.
+    #[arg(long, env = "API_DISABLE_METRICS")]
+    pub disable_metrics: bool,
+
+    /// Log format: `text` for people, `json` for log pipelines.
+    #[arg(long, env = "API_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Log filter in `tracing` syntax, e.g. `info` or `api=debug,info`.
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    pub log_filter: String,
+
+    /// A client must send a request's headers within this time, or the
+    /// connection is closed. It also closes keep-alive connections idle for
+    /// this long: behind a load balancer, set it above the balancer's idle
+    /// timeout (AWS ALB: 60s).
+    #[arg(long, env = "API_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: Duration,
+
+    /// A request that takes longer than this answers 408.
+    #[arg(long, env = "API_REQUEST_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Largest request head (request line + headers) in bytes; larger ones
+    /// answer 431. At least 8192.
+    #[arg(long, env = "API_MAX_HEADER_BYTES", default_value_t = 16 * 1024, value_parser = clap::value_parser!(u32).range(8192..))]
+    pub max_header_bytes: u32,
+
+    /// Most headers a request may carry; more answer 431.
+    #[arg(long, env = "API_MAX_HEADERS", default_value_t = 100)]
+    pub max_headers: usize,
+
+    /// On SIGTERM or SIGINT, in-flight requests get this long to finish
+    /// before the process exits. Keep it under the orchestrator's kill
+    /// timeout (Docker: 10s).
+    #[arg(long, env = "API_SHUTDOWN_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HealthcheckConfig {
+    /// Port of the server to probe on 127.0.0.1.
+    #[arg(long, env = "PORT", default_value_t = 8000)]
+    pub port: u16,
+
+    /// Full URL to probe instead, e.g. http://10.0.0.7:8000/healthcheck.
+    #[arg(long, env = "API_HEALTHCHECK_URL")]
+    pub url: Option<String>,
+
+    /// Give up, and report unhealthy, after this long.
+    #[arg(long, env = "API_HEALTHCHECK_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+}
+
+impl ServerConfig {
+    /// Settings for tests and embedding: every port picked by the OS,
+    /// loopback only, everything else at its default.
+    pub fn ephemeral() -> Self {
+        let mut config = Cli::parse_from(["api"]).server;
+        config.host = IpAddr::from([127, 0, 0, 1]);
+        config.port = 0;
+        config.metrics_port = 0;
+        config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,16 @@
+//! `api`: a Rust rewrite of a FastAPI demo service, compatible with its
+//! contract and ready to run in production. `main.rs` only parses the command
+//! line; everything else lives here so that tests can drive it.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod docs;
+pub mod error;
+pub mod healthcheck;
+pub mod metrics;
+pub mod observe;
+pub mod router;
+pub mod routes;
+pub mod server;
+pub mod startup;
+pub mod telemetry;

@@ -1,0 +1,162 @@
+//! One middleware for everything we learn from a request: its id, its access
+//! log line and its metrics. One layer instead of three keeps the per-request
+//! cost to a single wrapped future (see docs/benchmarks.md).
+
+use std::future::Future;
+use std::hash::{BuildHasher, RandomState};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::task::{Context, Poll, ready};
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderName, HeaderValue, Method, Uri};
+use axum::response::Response;
+use tower::{Layer, Service};
+
+use crate::metrics::{InFlight, Metrics, UNMATCHED_ROUTE};
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Longest client-supplied request id we keep; longer ones are replaced.
+const MAX_REQUEST_ID_LEN: usize = 128;
+
+#[derive(Clone, Default)]
+pub struct ObserveLayer {
+    metrics: Option<Arc<Metrics>>,
+}
+
+impl ObserveLayer {
+    pub fn new(metrics: Option<Arc<Metrics>>) -> Self {
+        Self { metrics }
+    }
+}
+
+impl<S> Layer<S> for ObserveLayer {
+    type Service = Observe<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Observe {
+            inner,
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Observe<S> {
+    inner: S,
+    metrics: Option<Arc<Metrics>>,
+}
+
+impl<S, B> Service<Request> for Observe<S>
+where
+    S: Service<Request, Response = Response<B>>,
+{
+    type Response = Response<B>;
+    type Error = S::Error;
+    type Future = ObserveFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let request_id = request
+            .headers()
+            .get(&REQUEST_ID)
+            .filter(|id| is_usable_request_id(id))
+            .cloned()
+            .unwrap_or_else(new_request_id);
+        let route = request.extensions().get::<MatchedPath>().cloned();
+        let method = request.method().clone();
+        let uri = request.uri().clone();
+        let in_flight = self.metrics.as_ref().map(|metrics| metrics.in_flight());
+        ObserveFuture {
+            inner: self.inner.call(request),
+            started: Instant::now(),
+            request: Some(Observed {
+                request_id,
+                route,
+                method,
+                uri,
+                metrics: self.metrics.clone(),
+                _in_flight: in_flight,
+            }),
+        }
+    }
+}
+
+/// What the response is logged and counted with.
+struct Observed {
+    request_id: HeaderValue,
+    route: Option<MatchedPath>,
+    method: Method,
+    uri: Uri,
+    metrics: Option<Arc<Metrics>>,
+    _in_flight: Option<InFlight>,
+}
+
+pin_project_lite::pin_project! {
+    pub struct ObserveFuture<F> {
+        #[pin]
+        inner: F,
+        started: Instant,
+        request: Option<Observed>,
+    }
+}
+
+impl<F, B, E> Future for ObserveFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = ready!(this.inner.poll(cx))?;
+        let elapsed = this.started.elapsed();
+        let request = this.request.take().expect("polled after completion");
+        let route = request
+            .route
+            .as_ref()
+            .map_or(UNMATCHED_ROUTE, MatchedPath::as_str);
+        let status = response.status();
+        if let Some(metrics) = &request.metrics {
+            metrics.record(&request.method, route, status, elapsed);
+        }
+        tracing::info!(
+            target: "api::access",
+            method = %request.method,
+            path = request.uri.path(),
+            route,
+            status = status.as_u16(),
+            latency_us = elapsed.as_micros() as u64,
+            request_id = request.request_id.to_str().unwrap_or_default(),
+        );
+        response
+            .headers_mut()
+            .insert(REQUEST_ID, request.request_id);
+        Poll::Ready(Ok(response))
+    }
+}
+
+/// A request id from the client is kept (it ties our log line to theirs) if
+/// it is printable ASCII and short: it goes into every log line.
+fn is_usable_request_id(id: &HeaderValue) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_REQUEST_ID_LEN
+        && id.as_bytes().iter().all(|b| b.is_ascii_graphic())
+}
+
+/// `<8 hex digits random per process>-<sequence number>`: unique across
+/// replicas without a syscall per request, unlike a random UUID.
+fn new_request_id() -> HeaderValue {
+    static PROCESS: LazyLock<u32> =
+        LazyLock::new(|| RandomState::new().hash_one(std::process::id()) as u32);
+    static SEQUENCE: AtomicU64 = AtomicU64::new(1);
+    let sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed);
+    HeaderValue::try_from(format!("{:08x}-{sequence:x}", *PROCESS))
+        .expect("hex digits are a valid header value")
+}

@@ -1,0 +1,105 @@
+//! The API's endpoints: the contract of the FastAPI original, route for route.
+//! Each handler's `#[utoipa::path]` is the source of its part of /openapi.json.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Json;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use serde::Serialize;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::{ApiError, HttpValidationError, ValidationError};
+
+/// `{"message": "..."}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Message {
+    #[schema(example = "Hello World!")]
+    pub message: &'static str,
+}
+
+/// A greeting stamped with the server's clock.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CurrentTime {
+    /// Seconds since the Unix epoch, UTC.
+    #[schema(example = 1700000000)]
+    pub timestamp: u64,
+    /// `Hello ` followed by the `name` query parameter.
+    #[schema(example = "Hello some_name")]
+    pub message: String,
+}
+
+/// The service's health: `{"status": "ok"}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    #[schema(example = "ok")]
+    pub status: &'static str,
+}
+
+/// Greets the world.
+#[utoipa::path(
+    get,
+    path = "/hello_world",
+    responses((status = OK, description = "Always", body = Message)),
+)]
+pub async fn hello_world() -> Json<Message> {
+    Json(Message {
+        message: "Hello World!",
+    })
+}
+
+/// Greets `name` and tells the current Unix time.
+#[utoipa::path(
+    get,
+    path = "/current_time",
+    params(CurrentTimeQuery),
+    responses(
+        (status = OK, description = "The greeting and the time", body = CurrentTime),
+        (status = UNPROCESSABLE_ENTITY, description = "`name` is missing", body = HttpValidationError),
+    ),
+)]
+pub async fn current_time(CurrentTimeQuery { name }: CurrentTimeQuery) -> Json<CurrentTime> {
+    let timestamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since_epoch| since_epoch.as_secs());
+    Json(CurrentTime {
+        timestamp,
+        message: format!("Hello {name}"),
+    })
+}
+
+/// Answers 200 while the process can serve requests.
+#[utoipa::path(
+    get,
+    path = "/healthcheck",
+    responses((status = OK, description = "The service is healthy", body = Health)),
+)]
+pub async fn healthcheck() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// The query of `/current_time`, decoded as FastAPI decodes it: percent-encoded
+/// UTF-8 (invalid bytes become U+FFFD), `+` as a space, other parameters
+/// ignored, and the last `name` wins when it is repeated. axum's `Query`
+/// would reject a repeated `name` and answer a plain-text 400 instead.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CurrentTimeQuery {
+    /// Who to greet; may be empty.
+    pub name: String,
+}
+
+impl<S: Sync> FromRequestParts<S> for CurrentTimeQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        form_urlencoded::parse(query.as_bytes())
+            .filter(|(key, _)| key == "name")
+            .last()
+            .map(|(_, name)| Self {
+                name: name.into_owned(),
+            })
+            .ok_or_else(|| ApiError::Validation(vec![ValidationError::missing_query("name")]))
+    }
+}
