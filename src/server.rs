@@ -73,24 +73,18 @@ pub async fn serve(
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM (`docker stop`, Kubernetes).
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        tokio::signal::ctrl_c()
-            .await
-            .expect("SIGINT handler installs");
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler installs")
-            .recv()
-            .await;
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-
-    tokio::select! {
-        () = ctrl_c => tracing::info!("SIGINT received, shutting down"),
-        () = terminate => tracing::info!("SIGTERM received, shutting down"),
+///
+/// The handlers are installed when this is called, not when the future is
+/// first polled: a SIGTERM that arrives right after the server says it is
+/// serving must still shut it down cleanly. Call it inside the runtime.
+pub fn shutdown_signal() -> impl Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).expect("SIGINT handler installs");
+    let mut terminate = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
+    async move {
+        tokio::select! {
+            _ = interrupt.recv() => tracing::info!("SIGINT received, shutting down"),
+            _ = terminate.recv() => tracing::info!("SIGTERM received, shutting down"),
+        }
     }
 }

@@ -1,0 +1,250 @@
+//! The compiled binary, started as a user starts it, checked over TCP.
+
+use std::time::{Duration, Instant};
+
+use crate::helpers::{Binary, run_binary};
+
+async fn get(binary: &Binary, path: &str) -> reqwest::Response {
+    reqwest::get(format!("{}{path}", binary.address))
+        .await
+        .expect("the binary answers")
+}
+
+#[tokio::test]
+async fn binary_serves_hello_world() {
+    let binary = Binary::start(&[]);
+    let response = get(&binary, "/hello_world").await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    assert_eq!(
+        response.text().await.expect("body"),
+        r#"{"message":"Hello World!"}"#
+    );
+}
+
+#[tokio::test]
+async fn binary_serves_current_time() {
+    let binary = Binary::start(&[]);
+    let response = get(&binary, "/current_time?name=some+name").await;
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.expect("JSON");
+    assert_eq!(body["message"], "Hello some name");
+    assert!(body["timestamp"].is_u64());
+
+    let missing = get(&binary, "/current_time").await;
+    assert_eq!(missing.status(), 422);
+    assert_eq!(
+        missing.text().await.expect("body"),
+        r#"{"detail":[{"type":"missing","loc":["query","name"],"msg":"Field required","input":null}]}"#
+    );
+}
+
+#[tokio::test]
+async fn binary_serves_healthcheck_to_get_and_head() {
+    let binary = Binary::start(&[]);
+    assert_eq!(get(&binary, "/healthcheck").await.status(), 200);
+    let head = reqwest::Client::new()
+        .head(format!("{}/healthcheck", binary.address))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(head.status(), 200);
+}
+
+#[tokio::test]
+async fn binary_answers_404_and_405_like_fastapi() {
+    let binary = Binary::start(&[]);
+    let not_found = get(&binary, "/nope").await;
+    assert_eq!(not_found.status(), 404);
+    assert_eq!(
+        not_found.text().await.expect("body"),
+        r#"{"detail":"Not Found"}"#
+    );
+
+    let wrong_method = reqwest::Client::new()
+        .post(format!("{}/hello_world", binary.address))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(wrong_method.status(), 405);
+    assert_eq!(wrong_method.headers()["allow"], "GET,HEAD");
+    assert_eq!(
+        wrong_method.text().await.expect("body"),
+        r#"{"detail":"Method Not Allowed"}"#
+    );
+}
+
+#[tokio::test]
+async fn binary_serves_openapi_json_and_offline_docs() {
+    let binary = Binary::start(&[]);
+    let document: serde_json::Value = get(&binary, "/openapi.json")
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    assert!(
+        document["openapi"]
+            .as_str()
+            .expect("version")
+            .starts_with("3.1")
+    );
+    let docs = get(&binary, "/docs").await;
+    assert_eq!(docs.status(), 200);
+    assert!(
+        docs.text()
+            .await
+            .expect("body")
+            .contains("swagger-ui-bundle.js")
+    );
+    assert_eq!(
+        get(&binary, "/docs/swagger-ui-bundle.js").await.status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn binary_returns_the_request_id() {
+    let binary = Binary::start(&[]);
+    let response = reqwest::Client::new()
+        .get(format!("{}/hello_world", binary.address))
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(response.headers()["x-request-id"], "abc-123");
+}
+
+#[test]
+fn help_lists_every_option_with_its_environment_variable() {
+    let (code, help) = run_binary(&["--help"]);
+    assert_eq!(code, 0);
+    for (option, variable) in [
+        ("--host", "API_HOST"),
+        ("--port", "PORT"),
+        ("--metrics-port", "API_METRICS_PORT"),
+        ("--disable-metrics", "API_DISABLE_METRICS"),
+        ("--log-format", "API_LOG_FORMAT"),
+        ("--log-filter", "RUST_LOG"),
+        ("--header-read-timeout", "API_HEADER_READ_TIMEOUT"),
+        ("--request-timeout", "API_REQUEST_TIMEOUT"),
+        ("--max-header-bytes", "API_MAX_HEADER_BYTES"),
+        ("--max-headers", "API_MAX_HEADERS"),
+        ("--shutdown-timeout", "API_SHUTDOWN_TIMEOUT"),
+    ] {
+        assert!(help.contains(option), "{option} in\n{help}");
+        assert!(
+            help.contains(&format!("[env: {variable}=")),
+            "{variable} in\n{help}"
+        );
+    }
+    assert!(
+        help.contains("healthcheck"),
+        "the healthcheck command is listed"
+    );
+}
+
+#[test]
+fn version_prints_the_crate_version_and_revision() {
+    let (code, version) = run_binary(&["--version"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        version.trim(),
+        format!(
+            "api {} ({})",
+            env!("CARGO_PKG_VERSION"),
+            env!("API_GIT_REVISION")
+        )
+    );
+}
+
+#[test]
+fn healthcheck_exits_0_against_a_live_server() {
+    let binary = Binary::start(&[]);
+    let (code, output) = run_binary(&["healthcheck", "--port", &binary.port()]);
+    assert_eq!(code, 0, "{output}");
+    assert!(output.starts_with("healthy: "), "{output}");
+    let url = format!("{}/healthcheck", binary.address);
+    let (code, _) = run_binary(&["healthcheck", "--url", &url]);
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn healthcheck_exits_1_with_a_reason_against_a_dead_port_or_a_failing_url() {
+    let binary = Binary::start(&[]);
+    let dead_port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+        listener.local_addr().expect("bound").port().to_string()
+    };
+    let started = Instant::now();
+    let (code, output) = run_binary(&["healthcheck", "--port", &dead_port]);
+    assert_eq!(code, 1);
+    assert!(
+        output.starts_with("unhealthy: ") && output.trim().lines().count() == 1,
+        "{output}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+
+    let not_found = format!("{}/nope", binary.address);
+    let (code, output) = run_binary(&["healthcheck", "--url", &not_found]);
+    assert_eq!(code, 1);
+    assert!(output.contains("404"), "{output}");
+}
+
+#[test]
+fn healthcheck_times_out_against_a_server_that_never_answers() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+    let port = silent.local_addr().expect("bound").port().to_string();
+    let started = Instant::now();
+    let (code, output) = run_binary(&["healthcheck", "--port", &port, "--timeout", "300ms"]);
+    assert_eq!(code, 1);
+    assert!(
+        output.contains("no answer") || output.contains("timed out"),
+        "{output}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn sigterm_exits_0_promptly() {
+    let mut binary = Binary::start(&[]);
+    let started = Instant::now();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &binary.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let status = binary.child.wait().expect("exits");
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_busy_port_fails_with_a_clear_message() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+    let port = busy.local_addr().expect("bound").port().to_string();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_api"))
+        .args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--metrics-port",
+            "0",
+        ])
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,8 @@
+//! One integration-test binary (faster to link than one per file).
+//! `TEST_LOG=1 cargo test` shows the servers' logs.
+
+mod binary;
+mod contract;
+mod helpers;
+mod metrics;
+mod server;

@@ -1,0 +1,160 @@
+//! The metrics count exactly what was sent, and clients cannot add series.
+
+use axum::http::Method;
+
+use crate::helpers::{app_with_metrics, call, spawn_app};
+
+/// The value of the sample line that starts with `series ` in `text`.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map(|value| value.parse().expect("a number"))
+}
+
+#[tokio::test]
+async fn request_counters_and_histogram_counts_equal_the_traffic_sent() {
+    let (router, metrics) = app_with_metrics();
+    for _ in 0..3 {
+        call(router.clone(), Method::GET, "/hello_world").await;
+    }
+    call(router.clone(), Method::GET, "/current_time?name=x").await;
+    call(router.clone(), Method::GET, "/current_time").await;
+    call(router.clone(), Method::POST, "/hello_world").await;
+    call(router.clone(), Method::HEAD, "/healthcheck").await;
+
+    let text = metrics.render();
+    for (series, expected) in [
+        (
+            r#"http_requests_total{method="GET",route="/hello_world",status="200"}"#,
+            3.0,
+        ),
+        (
+            r#"http_requests_total{method="GET",route="/current_time",status="200"}"#,
+            1.0,
+        ),
+        (
+            r#"http_requests_total{method="GET",route="/current_time",status="422"}"#,
+            1.0,
+        ),
+        (
+            r#"http_requests_total{method="POST",route="/hello_world",status="405"}"#,
+            1.0,
+        ),
+        (
+            r#"http_requests_total{method="HEAD",route="/healthcheck",status="200"}"#,
+            1.0,
+        ),
+        (
+            r#"http_request_duration_seconds_count{route="/hello_world"}"#,
+            4.0,
+        ),
+        (
+            r#"http_request_duration_seconds_count{route="/current_time"}"#,
+            2.0,
+        ),
+        (
+            r#"http_request_duration_seconds_bucket{route="/hello_world",le="+Inf"}"#,
+            4.0,
+        ),
+        ("http_requests_in_flight", 0.0),
+    ] {
+        assert_eq!(sample(&text, series), Some(expected), "{series} in\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn unknown_paths_and_methods_add_no_new_series() {
+    let (router, metrics) = app_with_metrics();
+    let brew =
+        |n: u32| Method::from_bytes(format!("BREW{n}").as_bytes()).expect("a valid method token");
+    // One of each kind first, so that every series these requests need exists.
+    call(router.clone(), Method::GET, "/first-unknown").await;
+    call(router.clone(), brew(0), "/hello_world").await;
+    let series_before = metrics.render().lines().count();
+
+    for n in 1..=5 {
+        call(router.clone(), Method::GET, &format!("/unknown/{n}?q={n}")).await;
+        call(router.clone(), brew(n), "/hello_world").await;
+    }
+
+    let text = metrics.render();
+    assert_eq!(
+        text.lines().count(),
+        series_before,
+        "no new series:\n{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"http_requests_total{method="GET",route="unmatched",status="404"}"#
+        ),
+        Some(6.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"http_requests_total{method="OTHER",route="/hello_world",status="405"}"#
+        ),
+        Some(6.0)
+    );
+    assert!(
+        !text.contains("unknown") && !text.contains("BREW"),
+        "raw paths and methods never become labels"
+    );
+}
+
+#[tokio::test]
+async fn metrics_are_served_on_their_own_port_not_the_api_port() {
+    let app = spawn_app().await;
+    reqwest::get(format!("{}/hello_world", app.address))
+        .await
+        .expect("answers");
+
+    let metrics = reqwest::get(format!("{}/metrics", app.metrics_address))
+        .await
+        .expect("answers");
+    assert_eq!(metrics.status(), 200);
+    assert!(
+        metrics.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/plain")
+    );
+    let text = metrics.text().await.expect("text");
+    assert_eq!(
+        sample(
+            &text,
+            r#"http_requests_total{method="GET",route="/hello_world",status="200"}"#
+        ),
+        Some(1.0)
+    );
+    let build_info = format!(
+        r#"api_build_info{{revision="{}",version="{}"}}"#,
+        env!("API_GIT_REVISION"),
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(sample(&text, &build_info), Some(1.0), "\n{text}");
+    for process in [
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "process_start_time_seconds",
+    ] {
+        assert!(
+            sample(&text, process).is_some_and(|value| value > 0.0),
+            "{process} in\n{text}"
+        );
+    }
+    assert!(
+        sample(&text, "process_cpu_seconds_total").is_some(),
+        "\n{text}"
+    );
+
+    let on_api_port = reqwest::get(format!("{}/metrics", app.address))
+        .await
+        .expect("answers");
+    assert_eq!(
+        on_api_port.status(),
+        404,
+        "the API port does not expose metrics"
+    );
+}
