@@ -31,14 +31,13 @@ pub fn routes(openapi: &utoipa::openapi::OpenApi) -> Router {
     let document = Bytes::from(openapi.to_json().expect("the OpenAPI document serializes"));
     // "none" keeps Swagger UI from sending the document to validator.swagger.io.
     let config = Arc::new(Config::new([OPENAPI_PATH]).validator_url("none"));
-    let index = Html(Bytes::from(index_page(&config)));
     Router::new()
         .route(
             OPENAPI_PATH,
             get(|| async move { ([(CONTENT_TYPE, "application/json")], document) }),
         )
-        .route(DOCS_PATH, get(index.clone()))
-        .route(&format!("{DOCS_PATH}/"), get(index))
+        .route(DOCS_PATH, get(Html(INDEX_PAGE)))
+        .route(&format!("{DOCS_PATH}/"), get(Html(INDEX_PAGE)))
         .route(
             &format!("{DOCS_PATH}/{{*file}}"),
             get(move |Path(file): Path<String>| async move {
@@ -48,21 +47,26 @@ pub fn routes(openapi: &utoipa::openapi::OpenApi) -> Router {
         )
 }
 
-/// Swagger UI's index.html names its files relatively (`./swagger-ui.css`).
-/// FastAPI serves the page at `/docs`, not `/docs/`, where those names would
-/// resolve against the site root, so the page declares its base.
-fn index_page(config: &Arc<Config<'static>>) -> String {
-    let index = embedded_file("index.html", config.clone()).expect("Swagger UI has an index.html");
-    assert!(
-        !index.gzpipped,
-        "the vendored index.html is stored uncompressed"
-    );
-    String::from_utf8_lossy(&index.bytes).replacen(
-        "<head>",
-        &format!("<head>\n    <base href=\"{DOCS_PATH}/\">"),
-        1,
-    )
-}
+/// Swagger UI's own index.html names its files relatively (`./swagger-ui.css`),
+/// which breaks at `/docs` (no trailing slash), where FastAPI serves the page.
+/// Ours names them from the root.
+const INDEX_PAGE: &str = r#"<!DOCTYPE html>
+<html lang="en">
+  <head>
+    <meta charset="UTF-8">
+    <title>api - Swagger UI</title>
+    <link rel="stylesheet" type="text/css" href="/docs/swagger-ui.css">
+    <link rel="stylesheet" type="text/css" href="/docs/index.css">
+    <link rel="icon" type="image/png" href="/docs/favicon-32x32.png" sizes="32x32">
+  </head>
+  <body>
+    <div id="swagger-ui"></div>
+    <script src="/docs/swagger-ui-bundle.js" charset="UTF-8"></script>
+    <script src="/docs/swagger-ui-standalone-preset.js" charset="UTF-8"></script>
+    <script src="/docs/swagger-initializer.js" charset="UTF-8"></script>
+  </body>
+</html>
+"#;
 
 /// A file of the bundled Swagger UI, with our configuration filled into its
 /// `swagger-initializer.js`; `None` for names that are not in the bundle.
@@ -72,18 +76,15 @@ fn embedded_file(name: &str, config: Arc<Config<'static>>) -> Option<SwaggerFile
     utoipa_swagger_ui::serve(name, config).expect("the Swagger UI configuration serializes")
 }
 
+/// Files are stored gzipped (but for the initializer): every browser accepts
+/// that, and RFC 9110 lets a server use any coding when the request has no
+/// Accept-Encoding.
 fn file_response(file: SwaggerFile<'static>) -> Response {
     let body = Bytes::from(file.bytes.into_owned());
+    let content_type = (CONTENT_TYPE, file.content_type);
     if file.gzpipped {
-        (
-            [
-                (CONTENT_TYPE, file.content_type),
-                (CONTENT_ENCODING, "gzip".to_owned()),
-            ],
-            body,
-        )
-            .into_response()
+        ([content_type, (CONTENT_ENCODING, "gzip".to_owned())], body).into_response()
     } else {
-        ([(CONTENT_TYPE, file.content_type)], body).into_response()
+        ([content_type], body).into_response()
     }
 }
