@@ -1,0 +1,129 @@
+# shellcheck shell=bash
+# Helpers shared by the scripts in this folder; source it, don't run it.
+#
+# Tests count with `check` and end with `report`, which prints the plain
+# "N passed, M failed" line and fails the script if anything failed.
+
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# Debian's 20.10 client: it has BuildKit built in (the newer client on this
+# kind of machine needs a buildx plugin that is not installed).
+DOCKER=${DOCKER:-$(command -v /usr/bin/docker || command -v docker || echo docker)}
+export DOCKER_BUILDKIT=1
+# Offline stand-ins for Docker Hub and gcr.io, for machines that cannot reach
+# them. Only our tests use it; the Dockerfile names the public images.
+KIT_DIR=${KIT_DIR:-$REPO_ROOT/../shared/container-kit}
+CACHE_DIR=${API_CI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/api-ci}
+
+PASSED=0
+FAILED=0
+
+log() { printf '\n== %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# check DESCRIPTION COMMAND...: runs COMMAND, counts and prints the outcome.
+check() {
+  local description=$1
+  shift
+  if "$@"; then
+    PASSED=$((PASSED + 1))
+    printf 'ok   %s\n' "$description"
+  else
+    FAILED=$((FAILED + 1))
+    printf 'FAIL %s\n' "$description"
+  fi
+}
+
+report() {
+  printf '\n%d passed, %d failed\n' "$PASSED" "$FAILED"
+  [[ $FAILED -eq 0 ]]
+}
+
+# apt_tool COMMAND [PACKAGE]: installs PACKAGE (default COMMAND) if COMMAND is missing.
+apt_tool() {
+  command -v "$1" >/dev/null && return
+  log "installing ${2:-$1} (apt)"
+  if [[ -z ${APT_UPDATED:-} ]]; then
+    apt-get update -qq
+    APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${2:-$1}" >/dev/null
+}
+
+# python_tool NAME REQUIREMENT: a venv of its own per tool (their pins clash),
+# cached between runs; prints the venv's bin directory.
+python_tool() {
+  local venv=$CACHE_DIR/venv-$1
+  if [[ ! -f $venv/.installed || $(cat "$venv/.installed") != "$2" ]]; then
+    log "installing $2 (pip, into $venv)"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "$2" >&2
+    printf '%s' "$2" >"$venv/.installed"
+  fi
+  printf '%s/bin' "$venv"
+}
+
+# Starts the Docker engine and makes the base images available: through the
+# container kit where there is one, else the engine must already run.
+docker_up() {
+  if [[ -d $KIT_DIR ]]; then
+    log "starting the Docker engine and base images (container kit)"
+    "$KIT_DIR/install-engine.sh" >&2
+    "$KIT_DIR/make-base-images.sh" >&2
+  fi
+  "$DOCKER" info >/dev/null 2>&1 || die "no Docker engine answers"
+}
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# wait_for_http URL [SECONDS]: until URL answers 200.
+wait_for_http() {
+  local deadline=$((SECONDS + ${2:-30}))
+  until curl -fsS -o /dev/null --max-time 2 "$1" 2>/dev/null; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.2
+  done
+}
+
+# http_is URL STATUS BODY: the answer has exactly this status and body.
+http_is() {
+  local answer
+  answer=$(curl -sS --max-time 5 -w '\n%{http_code}' "$1") || return 1
+  [[ ${answer##*$'\n'} == "$2" && ${answer%$'\n'*} == "$3" ]] || {
+    printf '     %s answered %s %s\n' "$1" "${answer##*$'\n'}" "${answer%$'\n'*}" | head -c 400
+    return 1
+  }
+}
+
+# http_matches URL STATUS REGEX: the status, and a body matching REGEX.
+http_matches() {
+  local answer
+  answer=$(curl -sS --compressed --max-time 5 -w '\n%{http_code}' "$1") || return 1
+  [[ ${answer##*$'\n'} == "$2" && ${answer%$'\n'*} =~ $3 ]] || {
+    printf '     %s answered %s %s\n' "$1" "${answer##*$'\n'}" "${answer%$'\n'*}" | head -c 400
+    return 1
+  }
+}
+
+# check_contract BASE_URL: every promise of the README's endpoint table.
+check_contract() {
+  local base=$1 what=$2
+  check "$what: GET /hello_world" http_is "$base/hello_world" 200 '{"message":"Hello World!"}'
+  check "$what: GET /current_time?name=a+b" \
+    http_matches "$base/current_time?name=a+b" 200 '^\{"timestamp":[0-9]+,"message":"Hello a b"\}$'
+  check "$what: GET /current_time without name is 422" http_is "$base/current_time" 422 \
+    '{"detail":[{"type":"missing","loc":["query","name"],"msg":"Field required","input":null}]}'
+  check "$what: GET /healthcheck" http_is "$base/healthcheck" 200 '{"status":"ok"}'
+  check "$what: HEAD /healthcheck" curl -fsS -I --max-time 5 -o /dev/null "$base/healthcheck"
+  check "$what: unknown path is 404" http_is "$base/nope" 404 '{"detail":"Not Found"}'
+  check "$what: GET /openapi.json" http_matches "$base/openapi.json" 200 '"openapi":"3\.1'
+  check "$what: GET /docs" http_matches "$base/docs" 200 'swagger-ui-bundle\.js'
+  check "$what: GET /docs/swagger-ui-bundle.js" http_matches "$base/docs/swagger-ui-bundle.js" 200 'SwaggerUIBundle'
+}
+
+# The version in Cargo.toml.
+crate_version() {
+  sed -n 's/^version = "\(.*\)"/\1/p' "$REPO_ROOT/Cargo.toml" | head -n 1
+}
