@@ -73,8 +73,10 @@ no_setuid_files() {
   container=$("$DOCKER" create api:production)
   "$DOCKER" export "$container" | tar -tvf - >"$WORK/files"
   "$DOCKER" rm "$container" >/dev/null
-  # tar prints modes like -rwsr-xr-x: an s or S in an owner or group execute slot.
-  ! awk '{ print $1 }' "$WORK/files" | grep -E '^.{3}[sS]|^.{6}[sS]'
+  # tar prints modes like -rwsr-xr-x: a regular file (-) with an s or S in the
+  # owner or group execute slot. (Setgid directories, like Debian's
+  # /var/mail, only pass their group on to new files: no privilege.)
+  ! awk '{ print $1, $NF }' "$WORK/files" | grep -E '^-(.{2}[sS]|.{5}[sS])'
 }
 check "production: no setuid or setgid file" no_setuid_files
 
