@@ -33,6 +33,9 @@ check() {
   fi
 }
 
+# fails COMMAND...: succeeds when COMMAND fails (for `check`).
+fails() { ! "$@"; }
+
 report() {
   printf '\n%d passed, %d failed\n' "$PASSED" "$FAILED"
   [[ $FAILED -eq 0 ]]
