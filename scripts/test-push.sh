@@ -9,7 +9,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 readonly REGISTRY=127.0.0.1:5000
-readonly REGISTRY_USER=${REGISTRY_USER:-kit} REGISTRY_PASSWORD=${REGISTRY_PASSWORD:-kit-password}
+export REGISTRY_USER=${REGISTRY_USER:-kit} REGISTRY_PASSWORD=${REGISTRY_PASSWORD:-kit-password}
 WORK=$(mktemp -d)
 CONTAINERS=()
 cleanup() {
@@ -21,7 +21,7 @@ trap cleanup EXIT
 docker_up
 [[ -d $KIT_DIR ]] || die "needs the container kit's registry ($KIT_DIR)"
 log "starting the local registry"
-REGISTRY_USER=$REGISTRY_USER REGISTRY_PASSWORD=$REGISTRY_PASSWORD "$KIT_DIR/start-registry.sh" >&2
+"$KIT_DIR/start-registry.sh" >&2
 "$DOCKER" image inspect api:production >/dev/null 2>&1 || {
   log "building api:production"
   (cd "$REPO_ROOT" && "$DOCKER" build . -t api:production >&2)
