@@ -9,7 +9,9 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 readonly REGISTRY=127.0.0.1:5000
-export REGISTRY_USER=${REGISTRY_USER:-kit} REGISTRY_PASSWORD=${REGISTRY_PASSWORD:-kit-password}
+# ECR logins always use the user name AWS: so does our registry, so that the
+# --ecr login below runs the real `docker login` against it.
+export REGISTRY_USER=AWS REGISTRY_PASSWORD=ecr-stand-in-password
 WORK=$(mktemp -d)
 CONTAINERS=()
 cleanup() {
@@ -63,8 +65,9 @@ log "pull it back by tag and by digest, and run it"
 "$DOCKER" rmi "$REF" "$REGISTRY/$REPOSITORY:production-$SHA" >/dev/null
 local_image_exists() { "$DOCKER" image inspect "$1" >/dev/null 2>&1; }
 check "the local tag is gone" fails local_image_exists "$REF"
-check "pull by tag" "$DOCKER" pull -q "$REF"
-check "pull by digest" "$DOCKER" pull -q "$REGISTRY/$REPOSITORY@$DIGEST"
+pull() { "$DOCKER" pull -q "$1" >/dev/null; }
+check "pull by tag" pull "$REF"
+check "pull by digest" pull "$REGISTRY/$REPOSITORY@$DIGEST"
 has_pushed_digest() { "$DOCKER" image inspect -f '{{json .RepoDigests}}' "$REF" | grep -qF "$DIGEST"; }
 check "the pulled image has the pushed digest" has_pushed_digest
 port=$(free_port)
