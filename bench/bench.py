@@ -1,0 +1,312 @@
+"""Measures the api against the FastAPI original and a bare hyper server, on
+one machine, in one run. bench/run.sh builds and installs what this needs
+and calls it; see docs/benchmarks.md for what it wrote last.
+
+Servers run pinned to CPU 0, wrk to CPU 1. Throughput rounds are
+interleaved (A B C ... A B C ...) so that the machine's drift hits every
+server alike, and each server's figure is compared to the floor's *in the
+same round*; the report gives the median of those paired ratios. A second
+copy of the floor is measured as a control: its ratio to the floor shows how
+far apart two identical servers come out here.
+"""
+
+import argparse
+import asyncio
+import datetime
+import os
+import platform
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVER_CPU, LOAD_CPU = "0", "1"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, name, command, hello=True, current_time=True):
+        self.name, self.command = name, command
+        self.hello, self.current_time = hello, current_time
+        self.process = None
+
+    def argv(self, port):
+        return ["taskset", "-c", SERVER_CPU] + [part.format(port=port, port2=free_port()) for part in self.command]
+
+    def start(self):
+        self.port = free_port()
+        self.process = subprocess.Popen(self.argv(self.port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_ready(self.port, 30)
+
+    def url(self, path):
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def rss_mb(self):
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(10)
+
+
+def http_status(port):
+    """The status of GET /healthcheck, or None if nothing answers."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            s.sendall(b"GET /healthcheck HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+            head = s.recv(64)
+            return int(head.split(b" ")[1]) if head.startswith(b"HTTP/1.") else None
+    except OSError:
+        return None
+
+
+def wait_ready(port, timeout):
+    deadline = time.monotonic() + timeout
+    while http_status(port) != 200:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"no server answered on port {port} within {timeout} s")
+        time.sleep(0.0005)
+
+
+UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def wrk(url, seconds, connections):
+    """(requests/s, p50 ms, p99 ms, errors) from one wrk run."""
+    out = subprocess.run(
+        ["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url],
+        capture_output=True, text=True, check=True, timeout=seconds + 30,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    percentile = lambda p: float((m := re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)$", out, re.M)).group(1)) * UNITS[m.group(2)]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)
+    return rps, percentile(50), percentile(99), errors.group(0) if errors else ""
+
+
+async def hold_connections(port, count):
+    """Opens `count` keep-alive connections, one request each, and keeps them open."""
+    request = b"GET /hello_world HTTP/1.1\r\nHost: bench\r\n\r\n"
+
+    async def one():
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(request)
+        await writer.drain()
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(re.search(rb"(?i)content-length: (\d+)", head).group(1))
+        await reader.readexactly(length)
+        return writer
+
+    writers = []
+    for start in range(0, count, 100):  # in batches: the listen backlog is finite
+        writers += await asyncio.gather(*(one() for _ in range(min(100, count - start))))
+    return writers
+
+
+def rss_with_connections(server, count):
+    async def measure():
+        writers = await hold_connections(server.port, count)
+        await asyncio.sleep(0.5)
+        rss = server.rss_mb()
+        for writer in writers:
+            writer.close()
+        return rss
+
+    os.sched_setaffinity(0, {int(LOAD_CPU)})
+    try:
+        return asyncio.run(measure())
+    finally:
+        os.sched_setaffinity(0, {0, 1})
+
+
+def startup_ms(server, starts):
+    times = []
+    for _ in range(starts):
+        port = free_port()
+        began = time.perf_counter()
+        process = subprocess.Popen(server.argv(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_ready(port, 30)
+        times.append((time.perf_counter() - began) * 1000)
+        process.terminate()
+        process.wait(10)
+    return statistics.median(times)
+
+
+def version(command):
+    try:
+        return subprocess.run(command, capture_output=True, text=True, timeout=10).stdout.strip().splitlines()[0]
+    except (OSError, IndexError, subprocess.SubprocessError):
+        return "n/a"
+
+
+def image_size():
+    try:
+        size = subprocess.run(["/usr/bin/docker", "image", "inspect", "-f", "{{.Size}}", "api:production"],
+                              capture_output=True, text=True, timeout=20)
+        return f"{int(size.stdout) / 1e6:.1f} MB" if size.returncode == 0 else "not built"
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return "no Docker"
+
+
+def svg_chart(rows):
+    """A horizontal bar chart of /hello_world throughput, as SVG."""
+    width, bar_height, left = 640, 28, 190
+    most = max(row["hello_rps"] for row in rows)
+    bars = []
+    for i, row in enumerate(rows):
+        y = 40 + i * (bar_height + 10)
+        length = (width - left - 120) * row["hello_rps"] / most
+        bars.append(
+            f'<text x="{left - 10}" y="{y + 19}" text-anchor="end">{row["name"]}</text>'
+            f'<rect x="{left}" y="{y}" width="{length:.0f}" height="{bar_height}" fill="{row["color"]}"/>'
+            f'<text x="{left + length + 8:.0f}" y="{y + 19}">{row["hello_rps"]:,.0f} req/s</text>'
+        )
+    height = 60 + len(rows) * (bar_height + 10)
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="14">'
+        f'<rect width="100%" height="100%" fill="white"/>'
+        f'<text x="10" y="22" font-weight="bold">GET /hello_world, 64 keep-alive connections, one core (median of rounds)</text>'
+        + "".join(bars) + "</svg>\n"
+    )
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--seconds", type=int, default=5, help="length of each wrk run")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--starts", type=int, default=20, help="starts timed per server")
+    parser.add_argument("--fastapi-venv", required=True)
+    parser.add_argument("--output", default=str(ROOT / "docs"))
+    args = parser.parse_args()
+
+    api = str(ROOT / "target/release/api")
+    floor = str(ROOT / "target/release/examples/floor")
+    uvicorn = str(Path(args.fastapi_venv) / "bin/uvicorn")
+    api_args = ["--host", "127.0.0.1", "--port", "{port}", "--metrics-port", "{port2}"]
+    servers = [
+        Server("floor (bare hyper)", [floor, "{port}"], current_time=False),
+        Server("floor, second copy", [floor, "{port}"], current_time=False),
+        Server("api", [api] + api_args),
+        Server("api, metrics off", [api, "--disable-metrics"] + api_args),
+        Server("FastAPI original", [uvicorn, "app:app", "--app-dir", str(ROOT / "bench/fastapi"),
+                                    "--host", "127.0.0.1", "--port", "{port}", "--workers", "1"]),
+    ]
+    floor_server, control, ours, ours_no_metrics, fastapi = servers
+    colors = {floor_server: "#888", control: "#bbb", ours: "#c0392b", ours_no_metrics: "#e6a09a", fastapi: "#2c7fb8"}
+
+    print("starting servers", file=sys.stderr)
+    for server in servers:
+        server.start()
+    idle = {server: server.rss_mb() for server in servers}
+
+    print(f"warm-up, then {args.rounds} interleaved rounds of {args.seconds} s per server and path", file=sys.stderr)
+    for server in servers:
+        wrk(server.url("/hello_world"), 2, args.connections)
+    results = {server: {"hello": [], "time": []} for server in servers}
+    for round_number in range(args.rounds):
+        for server in servers:
+            results[server]["hello"].append(wrk(server.url("/hello_world"), args.seconds, args.connections))
+            if server.current_time:
+                results[server]["time"].append(wrk(server.url("/current_time?name=bench"), args.seconds, args.connections))
+        print(f"  round {round_number + 1}: " + ", ".join(
+            f"{s.name} {results[s]['hello'][-1][0]:,.0f}" for s in servers), file=sys.stderr)
+
+    print("RSS with 1,000 open connections", file=sys.stderr)
+    loaded = {server: rss_with_connections(server, 1000) for server in servers}
+    for server in servers:
+        server.stop()
+    print(f"startup time, median of {args.starts}", file=sys.stderr)
+    startup = {server: startup_ms(server, args.starts) for server in servers if server is not control}
+
+    def median_of(server, path, field):
+        return statistics.median(run[field] for run in results[server][path])
+
+    def paired_ratio(server, field):
+        pairs = zip(results[server]["hello"], results[floor_server]["hello"])
+        return statistics.median(mine[field] / floors[field] for mine, floors in pairs)
+
+    rows = []
+    for server in servers:
+        hello = results[server]["hello"]
+        rows.append({
+            "name": server.name, "color": colors[server],
+            "hello_rps": median_of(server, "hello", 0),
+            "hello_p50": median_of(server, "hello", 1), "hello_p99": median_of(server, "hello", 2),
+            "rps_ratio": paired_ratio(server, 0), "p99_ratio": paired_ratio(server, 2),
+            "time_rps": median_of(server, "time", 0) if server.current_time else None,
+            "time_p50": median_of(server, "time", 1) if server.current_time else None,
+            "time_p99": median_of(server, "time", 2) if server.current_time else None,
+            "idle": idle[server], "loaded": loaded[server], "startup": startup.get(server),
+            "errors": sorted({run[3] for run in hello + results[server]["time"] if run[3]}),
+        })
+
+    fmt = lambda value, pattern: "n/a" if value is None else pattern.format(value)
+    table = ["| server | /hello_world req/s | ratio to floor (paired median) | p50 | p99 | p99 ratio | /current_time req/s | p50 | p99 | idle RSS | RSS, 1,000 conns | startup |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for row in rows:
+        table.append(
+            f"| {row['name']} | {row['hello_rps']:,.0f} | {row['rps_ratio']:.2f}× | {row['hello_p50']:.2f} ms | {row['hello_p99']:.2f} ms"
+            f" | {row['p99_ratio']:.2f}× | {fmt(row['time_rps'], '{:,.0f}')} | {fmt(row['time_p50'], '{:.2f} ms')}"
+            f" | {fmt(row['time_p99'], '{:.2f} ms')} | {row['idle']:.1f} MB | {row['loaded']:.1f} MB"
+            f" | {fmt(row['startup'], '{:.1f} ms')} |")
+    errors = [f"- {row['name']}: {', '.join(row['errors'])}" for row in rows if row["errors"]]
+    by_name = {row["name"]: row for row in rows}
+    ours_row, fastapi_row, control_row = by_name["api"], by_name["FastAPI original"], by_name["floor, second copy"]
+
+    output = Path(args.output)
+    (output / "benchmarks.svg").write_text(svg_chart(rows))
+    command = f"bench/run.sh --rounds {args.rounds} --seconds {args.seconds}"
+    report = f"""# Benchmarks
+
+Written by `{command}` on {datetime.date.today().isoformat()}; run it again to replace this page.
+
+![/hello_world throughput](benchmarks.svg)
+
+**Headline:** the api, with access logging, request ids and metrics all on,
+serves /hello_world at **{ours_row['rps_ratio']:.2f}×** the bare hyper floor
+(paired median; p99 at {ours_row['p99_ratio']:.2f}× the floor's) and
+**{ours_row['hello_rps'] / fastapi_row['hello_rps']:.0f}×** the FastAPI
+original, in {ours_row['idle']:.1f} MB of RSS idle and
+{ours_row['loaded']:.1f} MB with 1,000 connections open. The control row, a
+second copy of the floor, came out at {control_row['rps_ratio']:.2f}×: that
+is how far apart two identical servers measure on this machine.
+
+{chr(10).join(table)}
+
+Metrics cost: `api` vs `api, metrics off`, paired in the same rounds:
+{ours_row['rps_ratio'] / by_name['api, metrics off']['rps_ratio']:.3f}× the throughput.
+{"Errors reported by wrk:" + chr(10) + chr(10).join(errors) if errors else "wrk reported no errors and no non-2xx answers."}
+
+## How
+
+- Machine: {platform.machine()}, {os.cpu_count()} cores ({version(['sh', '-c', 'lscpu | sed -n "s/^Model name: *//p"'])}),
+  Linux {platform.release()}; shared and noisy, hence the pairing and the control row.
+- Servers pinned to CPU 0 (`taskset -c 0`), wrk to CPU 1: `wrk -t1 -c{args.connections} -d{args.seconds}s --latency`.
+  2 s of warm-up each, then {args.rounds} interleaved rounds; every figure is the median over rounds.
+  Ratios are medians of per-round ratios to the floor measured in the same round.
+- api: `target/release/api` with its defaults (text access log to a pipe, request ids, metrics;
+  "metrics off" adds `--disable-metrics`). Floor: `examples/floor.rs`, hyper 1.x with no framework,
+  middleware or logging; it answers every path, so it has no /current_time row.
+  FastAPI: `bench/fastapi/app.py`, `def` handlers, `uvicorn --workers 1`, its default access log.
+- RSS: VmRSS after start (idle), and with 1,000 keep-alive connections open, each having made one request.
+- Startup: from exec to the first 200 on /healthcheck, median of {args.starts} starts.
+- Sizes: api binary {os.path.getsize(api) / 1e6:.1f} MB, floor {os.path.getsize(floor) / 1e6:.1f} MB;
+  production image {image_size()}.
+- Versions: {version(['rustc', '--version'])}; {version([str(Path(args.fastapi_venv) / 'bin/python'), '-c', 'import fastapi, uvicorn, sys; print(f"fastapi {fastapi.__version__}, uvicorn {uvicorn.__version__}, Python {sys.version.split()[0]}")'])}; {version(['sh', '-c', 'wrk --version 2>&1'])}.
+"""
+    (output / "benchmarks-table.md").write_text(report)
+    print(report)
+
+
+if __name__ == "__main__":
+    main()
