@@ -152,13 +152,57 @@ fn is_usable_request_id(id: &HeaderValue) -> bool {
         && id.as_bytes().iter().all(|b| b.is_ascii_graphic())
 }
 
-/// `<8 hex digits random per process>-<sequence number>`: unique across
-/// replicas without a syscall per request, unlike a random UUID.
+/// `<8 hex digits random per process>-<sequence number in hex>`: unique
+/// across replicas without a syscall per request, unlike a random UUID, and
+/// written out by hand: `format!` would cost more than the rest of this
+/// middleware.
 fn new_request_id() -> HeaderValue {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     static PROCESS: LazyLock<u32> =
         LazyLock::new(|| RandomState::new().hash_one(std::process::id()) as u32);
     static SEQUENCE: AtomicU64 = AtomicU64::new(1);
+
+    let mut id = [0; 8 + 1 + 16];
+    let process = *PROCESS;
+    for (i, digit) in id[..8].iter_mut().enumerate() {
+        *digit = HEX[(process >> (28 - 4 * i) & 0xf) as usize];
+    }
+    id[8] = b'-';
     let sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed);
-    HeaderValue::try_from(format!("{:08x}-{sequence:x}", *PROCESS))
-        .expect("hex digits are a valid header value")
+    let digits = (64 - sequence.leading_zeros()).div_ceil(4).max(1) as usize;
+    for (i, digit) in id[9..9 + digits].iter_mut().enumerate() {
+        *digit = HEX[(sequence >> (4 * (digits - 1 - i)) & 0xf) as usize];
+    }
+    HeaderValue::from_bytes(&id[..9 + digits]).expect("hex digits are a valid header value")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_request_ids_are_a_process_prefix_and_a_hex_sequence() {
+        let first = new_request_id();
+        let second = new_request_id();
+        let (prefix, sequence) = first
+            .to_str()
+            .expect("ASCII")
+            .split_once('-')
+            .expect("a dash");
+        let (same_prefix, next) = second
+            .to_str()
+            .expect("ASCII")
+            .split_once('-')
+            .expect("a dash");
+        assert_eq!(prefix.len(), 8);
+        assert_eq!(prefix, same_prefix);
+        assert!(
+            prefix
+                .bytes()
+                .chain(sequence.bytes())
+                .all(|b| b.is_ascii_hexdigit())
+        );
+        let sequence = u64::from_str_radix(sequence, 16).expect("hex");
+        assert!(u64::from_str_radix(next, 16).expect("hex") > sequence);
+    }
 }

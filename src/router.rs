@@ -6,9 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::error_handling::HandleErrorLayer;
 use axum::response::IntoResponse;
-use tower::{BoxError, ServiceBuilder};
+use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -22,6 +21,7 @@ use crate::routes::{
     __path_current_time, __path_healthcheck, __path_hello_world, current_time, healthcheck,
     hello_world,
 };
+use crate::timeout::RequestTimeoutLayer;
 
 /// The API: its routes, /openapi.json and /docs, behind [`with_middleware`].
 pub fn app(request_timeout: Duration, metrics: Option<Arc<Metrics>>) -> Router {
@@ -53,9 +53,6 @@ pub fn with_middleware(
                 .layer(CatchPanicLayer::custom(|_| {
                     ApiError::Internal.into_response()
                 }))
-                .layer(HandleErrorLayer::new(|_: BoxError| async {
-                    ApiError::RequestTimeout
-                }))
-                .timeout(request_timeout),
+                .layer(RequestTimeoutLayer(request_timeout)),
         )
 }
