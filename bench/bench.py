@@ -25,6 +25,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER_CPU, LOAD_CPU = "0", "1"
+# docs/benchmarks.md is rewritten above this line and kept below it, where
+# the profiling notes are written by hand.
+KEEP_BELOW = "<!-- Written by hand below this line; bench/bench.py keeps it. -->\n"
 
 
 def free_port():
@@ -304,7 +307,9 @@ Metrics cost: `api` vs `api, metrics off`, paired in the same rounds:
   production image {image_size()}.
 - Versions: {version(['rustc', '--version'])}; {version([str(Path(args.fastapi_venv) / 'bin/python'), '-c', 'import fastapi, uvicorn, sys; print(f"fastapi {fastapi.__version__}, uvicorn {uvicorn.__version__}, Python {sys.version.split()[0]}")'])}; {version(['sh', '-c', 'wrk --version 2>&1'])}.
 """
-    (output / "benchmarks-table.md").write_text(report)
+    page = output / "benchmarks.md"
+    kept = page.read_text().partition(KEEP_BELOW)[2] if page.exists() else ""
+    page.write_text(report + "\n" + KEEP_BELOW + kept)
     print(report)
 
 

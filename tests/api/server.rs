@@ -191,7 +191,17 @@ async fn oversized_or_garbage_requests_get_a_4xx_or_a_closed_connection_and_the_
         "GET /hello_world HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
         "b".repeat(1024 * 1024)
     );
-    let cases: [(&str, &[u8], &[&str]); 6] = [
+    let cases: [(&str, &[u8], &[&str]); 8] = [
+        (
+            "invalid UTF-8, percent-encoded in the query",
+            b"GET /current_time?name=%FF%FE HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            &["200"],
+        ),
+        (
+            "raw non-ASCII bytes in the request line",
+            b"GET /current_time?name=\xff\xfe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            &["200", "400", "closed without an answer"],
+        ),
         ("a body on GET", b"GET /hello_world HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello", &["200"]),
         ("200 KB URI", long_uri.as_bytes(), &["414", "431", "400", "closed without an answer"]),
         ("1000 headers", many_headers.as_bytes(), &["431", "400", "closed without an answer"]),

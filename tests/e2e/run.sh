@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# The hardening suite: the release binary under contract fuzzing, a real
+# browser, SIGTERM under load, a slowloris crowd and a soak, plus the
+# supply-chain checks. Installs what it needs; about 8 minutes.
+#
+#   tests/e2e/run.sh          everything
+#   SOAK_SECONDS=30 tests/e2e/run.sh   a shorter soak
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
+cd "$REPO_ROOT"
+E2E=tests/e2e
+readonly SOAK_SECONDS=${SOAK_SECONDS:-180}
+WORK=$(mktemp -d)
+SERVERS=()
+cleanup() {
+  for pid in "${SERVERS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+log "tools"
+apt_tool wrk
+apt_tool chromium
+apt_tool node nodejs
+apt_tool npm
+SCHEMATHESIS=$(python_tool schemathesis schemathesis==4.32.5)/schemathesis
+if [[ ! -f $CACHE_DIR/node/node_modules/playwright-core/package.json ]]; then
+  log "installing playwright-core (npm, into $CACHE_DIR/node)"
+  npm install --silent --no-audit --no-fund --prefix "$CACHE_DIR/node" playwright-core@1.65.1 >&2
+fi
+if ! command -v cargo-deny >/dev/null; then
+  log "installing cargo-deny (cargo install; a few minutes, once)"
+  cargo install --locked cargo-deny@0.20.2 >&2
+fi
+cargo build --release --bin api
+API=$REPO_ROOT/target/release/api
+ulimit -n "$(ulimit -Hn)"
+
+# serve NAME [OPTIONS...]: starts the api on a free port; sets URL and PID.
+serve() {
+  local port
+  port=$(free_port)
+  "$API" --host 127.0.0.1 --port "$port" --metrics-port 0 "${@:2}" >"$WORK/$1.log" &
+  PID=$!
+  SERVERS+=("$PID")
+  URL=http://127.0.0.1:$port
+  wait_for_http "$URL/healthcheck" 10
+}
+
+log "contract fuzzing: schemathesis, every check, fixed seed"
+serve schemathesis
+check "schemathesis finds no failure" \
+  "$SCHEMATHESIS" run "$URL/openapi.json" --checks all --seed 20261127 --max-examples 200 \
+  --no-color --report-dir "$WORK/schemathesis"
+
+log "the docs page in a real browser"
+check "Swagger UI lists the operations, Try it out works, nothing leaves 127.0.0.1" \
+  env NODE_PATH="$CACHE_DIR/node/node_modules" node "$E2E/docs_browser.cjs" "$URL" docs/swagger-ui.png
+
+log "SIGTERM under load"
+check "exit 0 within the drain time, no wrong or truncated answer" \
+  python3 "$E2E/shutdown_under_load.py" "$API"
+
+log "slowloris: 300 connections, headers a byte a second, for 40 s"
+serve slowloris
+check "the server keeps answering and cuts the slow clients off" python3 "$E2E/slowloris.py" "${URL##*:}" 40
+
+log "soak: $SOAK_SECONDS s of steady load"
+serve soak
+rss_kb() { sed -n 's/^VmRSS: *\([0-9]*\) kB/\1/p' "/proc/$PID/status"; }
+taskset -c 1 wrk -t1 -c32 -d"${SOAK_SECONDS}s" --latency "$URL/current_time?name=soak" >"$WORK/soak.txt" &
+WRK=$!
+sleep 30
+rss_early=$(rss_kb)
+wait "$WRK"
+rss_late=$(rss_kb)
+grep -E 'Requests/sec|requests in|Non-2xx|Socket errors|99%' "$WORK/soak.txt" | sed 's/^/     /'
+printf '     RSS after 30 s: %s kB; at the end: %s kB\n' "$rss_early" "$rss_late"
+soak_clean() { ! grep -qE 'Non-2xx|Socket errors' "$WORK/soak.txt"; }
+check "soak: no errors and no non-2xx answers" soak_clean
+check "soak: RSS at the end within 10% of RSS after 30 s" \
+  test "$rss_late" -le $((rss_early * 110 / 100))
+check "soak: the server is still healthy" http_is "$URL/healthcheck" 200 '{"status":"ok"}'
+
+log "supply chain"
+check "cargo deny: licenses, bans, sources" cargo deny --offline check licenses bans sources
+forbids_unsafe() {
+  local root
+  for root in src/lib.rs src/main.rs examples/floor.rs; do
+    grep -q '^#!\[forbid(unsafe_code)\]' "$root" || { echo "     $root"; return 1; }
+  done
+}
+check "no unsafe code: every crate root says #![forbid(unsafe_code)]" forbids_unsafe
+
+report
