@@ -40,13 +40,16 @@ pub struct HttpValidationError {
 pub struct ValidationError {
     /// Machine-readable kind of error, e.g. `missing`.
     #[serde(rename = "type")]
+    #[schema(example = "missing")]
     pub kind: &'static str,
     /// Where the input was expected: `["query", "<parameter>"]`.
+    #[schema(example = json!(["query", "name"]))]
     pub loc: [&'static str; 2],
     /// Human-readable message.
+    #[schema(example = "Field required")]
     pub msg: &'static str,
     /// The offending input; `null` when it is missing.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Object>, example = json!(null))]
     pub input: Option<serde_json::Value>,
 }
 

@@ -40,7 +40,7 @@ const fail = (why) => {
     await operation.getByRole("button", { name: "Try it out" }).click();
     await operation.locator('input[placeholder="name"]').fill("Grace Hopper");
     await operation.getByRole("button", { name: "Execute" }).click();
-    const status = await operation.locator(".live-responses-table .response-col_status").first().innerText({ timeout: 15000 });
+    const status = await operation.locator(".live-responses-table tbody .response-col_status").first().innerText({ timeout: 15000 });
     const body = await operation.locator(".live-responses-table .microlight").first().innerText();
     console.log(`Try it out: ${status.trim()} ${body.replace(/\s+/g, " ")}`);
     if (status.trim() !== "200") fail(`Try it out answered ${status}`);
