@@ -1,11 +1,5 @@
 #![forbid(unsafe_code)]
 
-/// mimalloc instead of glibc's malloc: a request makes about twenty small
-/// allocations (most inside hyper and axum), and glibc spent about 3,500
-/// instructions a request on them, a sixth of the total (docs/benchmarks.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::process::ExitCode;
 
 use api::config::{Cli, Command, ServerConfig};
