@@ -114,48 +114,23 @@ impl Visit for FieldWriter<'_, '_> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
-    use tracing_subscriber::fmt::MakeWriter;
-
     use super::*;
-
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl io::Write for Captured {
-        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-            self.0
-                .lock()
-                .expect("not poisoned")
-                .extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl<'a> MakeWriter<'a> for Captured {
-        type Writer = Self;
-        fn make_writer(&'a self) -> Self {
-            self.clone()
-        }
-    }
+    use crate::log_buffer::Output;
 
     #[test]
     fn text_line_prints_the_message_and_fields_on_one_line() {
-        let captured = Captured::default();
+        let output = Output::default();
+        let (writer, flusher) = log_buffer(output.clone());
         let subscriber = tracing_subscriber::fmt()
-            .with_writer(captured.clone())
+            .with_writer(writer)
             .event_format(TextLine)
             .finish();
         tracing::subscriber::with_default(subscriber, || {
             tracing::info!(target: "api::access", method = %"GET", path = "/x", status = 200u16, "request");
             tracing::warn!(reason = "two\nlines", "odd");
         });
-        let text =
-            String::from_utf8(captured.0.lock().expect("not poisoned").clone()).expect("UTF-8");
+        drop(flusher);
+        let text = output.text();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2, "{text}");
         let (timestamp, rest) = lines[0].split_once(' ').expect("a timestamp");
