@@ -90,24 +90,29 @@ wait_for_http() {
   done
 }
 
+# fetch URL: GETs URL (decoding gzip); sets STATUS and BODY.
+fetch() {
+  local answer
+  STATUS='' BODY=''
+  answer=$(curl -sS --compressed --max-time 5 -w '\n%{http_code}' "$1") || return 1
+  STATUS=${answer##*$'\n'}
+  BODY=${answer%$'\n'*}
+}
+
+# unexpected URL: reports what URL answered, and fails.
+unexpected() {
+  printf '     %s answered %s %s\n' "$1" "${STATUS:-nothing}" "${BODY:-}" | head -c 400
+  return 1
+}
+
 # http_is URL STATUS BODY: the answer has exactly this status and body.
 http_is() {
-  local answer
-  answer=$(curl -sS --max-time 5 -w '\n%{http_code}' "$1") || return 1
-  [[ ${answer##*$'\n'} == "$2" && ${answer%$'\n'*} == "$3" ]] || {
-    printf '     %s answered %s %s\n' "$1" "${answer##*$'\n'}" "${answer%$'\n'*}" | head -c 400
-    return 1
-  }
+  { fetch "$1" && [[ $STATUS == "$2" && $BODY == "$3" ]]; } || unexpected "$1"
 }
 
 # http_matches URL STATUS REGEX: the status, and a body matching REGEX.
 http_matches() {
-  local answer
-  answer=$(curl -sS --compressed --max-time 5 -w '\n%{http_code}' "$1") || return 1
-  [[ ${answer##*$'\n'} == "$2" && ${answer%$'\n'*} =~ $3 ]] || {
-    printf '     %s answered %s %s\n' "$1" "${answer##*$'\n'}" "${answer%$'\n'*}" | head -c 400
-    return 1
-  }
+  { fetch "$1" && [[ $STATUS == "$2" && $BODY =~ $3 ]]; } || unexpected "$1"
 }
 
 # check_contract BASE_URL: every promise of the README's endpoint table.

@@ -43,7 +43,6 @@ impl Shared {
 }
 
 /// The `MakeWriter` for tracing's fmt layer.
-#[derive(Clone)]
 pub struct LogBuffer(Arc<Shared>);
 
 /// Writes what is left and stops the writing thread when dropped: keep it
@@ -111,7 +110,9 @@ impl Drop for LogFlusher {
     }
 }
 
-impl Write for LogBuffer {
+// Written through a shared reference, so that handing tracing a writer per
+// line costs nothing (no `Arc` clone on the request path).
+impl Write for &LogBuffer {
     fn write(&mut self, line: &[u8]) -> io::Result<usize> {
         let mut pending = self.0.lock();
         if pending.lines.len() + line.len() > MAX_PENDING {
@@ -131,10 +132,10 @@ impl Write for LogBuffer {
 }
 
 impl<'a> MakeWriter<'a> for LogBuffer {
-    type Writer = Self;
+    type Writer = &'a LogBuffer;
 
     fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
+        self
     }
 }
 

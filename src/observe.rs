@@ -1,6 +1,7 @@
 //! One middleware for everything we learn from a request: its id, its access
-//! log line and its metrics (plus the headers every response carries). One layer instead of three keeps the per-request
-//! cost to a single wrapped future (see docs/benchmarks.md).
+//! log line and its metrics, plus the headers every response carries. One
+//! layer instead of three keeps the per-request cost to a single wrapped
+//! future (see docs/benchmarks.md).
 
 use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
