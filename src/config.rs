@@ -84,9 +84,24 @@ pub struct ServerConfig {
     #[arg(long, env = "API_MAX_HEADERS", default_value_t = 100)]
     pub max_headers: usize,
 
+    /// Most client connections open at once; past it the server stops
+    /// accepting until one closes, and new clients wait in the kernel's
+    /// backlog. Each idle connection costs about 12 KB: the default keeps
+    /// the process well inside a 64 MiB container.
+    #[arg(long, env = "API_MAX_CONNECTIONS", default_value_t = 2048, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
+    /// On SIGTERM or SIGINT, first keep accepting and serving for this long
+    /// while /healthcheck answers 503 and every response says
+    /// `Connection: close`, so that load balancers stop sending here before
+    /// the port closes. For balancers without retries (e.g. an AWS ALB)
+    /// where nothing else delays the SIGTERM. 0 = stop accepting at once.
+    #[arg(long, env = "API_SHUTDOWN_DELAY", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub shutdown_delay: Duration,
+
     /// On SIGTERM or SIGINT, in-flight requests get this long to finish
-    /// before the process exits. Keep it under the orchestrator's kill
-    /// timeout (Docker: 10s).
+    /// before the process exits (after --shutdown-delay). Keep both together
+    /// under the orchestrator's kill timeout (Docker: 10s).
     #[arg(long, env = "API_SHUTDOWN_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
 }

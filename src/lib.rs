@@ -4,9 +4,11 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod connections;
 pub mod docs;
 pub mod error;
 pub mod healthcheck;
+pub mod lifecycle;
 pub mod log_buffer;
 pub mod metrics;
 pub mod observe;

@@ -13,8 +13,11 @@ use axum::http::{Method, StatusCode};
 use axum::routing::get;
 use prometheus::process_collector::ProcessCollector;
 use prometheus::{
-    HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
+
+use crate::connections::ConnectionMetrics;
 
 /// Upper bounds, in seconds: from well under a millisecond (our usual
 /// answer) up to the default request timeout.
@@ -31,6 +34,8 @@ pub struct Metrics {
     requests: IntCounterVec,
     duration: HistogramVec,
     in_flight: IntGauge,
+    connections: ConnectionMetrics,
+    connections_limit: IntGauge,
 }
 
 impl Metrics {
@@ -66,6 +71,25 @@ impl Metrics {
             &["version", "revision"],
         )
         .expect("valid metric");
+        let connections = ConnectionMetrics {
+            open: IntGauge::new("http_connections_open", "Client connections open now.")
+                .expect("valid metric"),
+            limit_reached: IntCounter::new(
+                "http_connections_limit_reached_total",
+                "Times the server stopped accepting because --max-connections connections were open.",
+            )
+            .expect("valid metric"),
+            accept_errors: IntCounter::new(
+                "http_accept_errors_total",
+                "Failed accepts of new connections (e.g. out of file descriptors).",
+            )
+            .expect("valid metric"),
+        };
+        let connections_limit = IntGauge::new(
+            "http_connections_limit",
+            "Most client connections open at once (--max-connections, as fitted to the open-files limit).",
+        )
+        .expect("valid metric");
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION"), env!("API_GIT_REVISION")])
             .set(1);
@@ -75,6 +99,10 @@ impl Metrics {
             Box::new(duration.clone()),
             Box::new(in_flight.clone()),
             Box::new(build_info),
+            Box::new(connections.open.clone()),
+            Box::new(connections.limit_reached.clone()),
+            Box::new(connections.accept_errors.clone()),
+            Box::new(connections_limit.clone()),
             Box::new(ProcessCollector::for_self()),
         ] {
             registry
@@ -86,7 +114,16 @@ impl Metrics {
             requests,
             duration,
             in_flight,
+            connections,
+            connections_limit,
         }
+    }
+
+    /// What the API server's connection limit reports, once it is known.
+    pub fn connections(&self, limit: usize) -> ConnectionMetrics {
+        self.connections_limit
+            .set(i64::try_from(limit).unwrap_or(i64::MAX));
+        self.connections.clone()
     }
 
     /// Counts a request as in flight until the returned guard is dropped,

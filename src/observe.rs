@@ -1,5 +1,6 @@
 //! One middleware for everything we learn from a request: its id, its access
-//! log line and its metrics, plus the headers every response carries. One
+//! log line and its metrics, plus the headers every response carries
+//! (`Connection: close` too, once the process is shutting down). One
 //! layer instead of three keeps the per-request cost to a single wrapped
 //! future (see docs/benchmarks.md).
 
@@ -12,11 +13,12 @@ use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
-use axum::http::header::X_CONTENT_TYPE_OPTIONS;
+use axum::http::header::{CONNECTION, X_CONTENT_TYPE_OPTIONS};
 use axum::http::{HeaderName, HeaderValue, Method, Uri};
 use axum::response::Response;
 use tower::{Layer, Service};
 
+use crate::lifecycle::Lifecycle;
 use crate::metrics::{InFlight, Metrics, UNMATCHED_ROUTE};
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -27,11 +29,12 @@ const MAX_REQUEST_ID_LEN: usize = 128;
 #[derive(Clone, Default)]
 pub struct ObserveLayer {
     metrics: Option<Arc<Metrics>>,
+    lifecycle: Lifecycle,
 }
 
 impl ObserveLayer {
-    pub fn new(metrics: Option<Arc<Metrics>>) -> Self {
-        Self { metrics }
+    pub fn new(metrics: Option<Arc<Metrics>>, lifecycle: Lifecycle) -> Self {
+        Self { metrics, lifecycle }
     }
 }
 
@@ -42,6 +45,7 @@ impl<S> Layer<S> for ObserveLayer {
         Observe {
             inner,
             metrics: self.metrics.clone(),
+            lifecycle: self.lifecycle.clone(),
         }
     }
 }
@@ -50,6 +54,7 @@ impl<S> Layer<S> for ObserveLayer {
 pub struct Observe<S> {
     inner: S,
     metrics: Option<Arc<Metrics>>,
+    lifecycle: Lifecycle,
 }
 
 impl<S, B> Service<Request> for Observe<S>
@@ -84,6 +89,7 @@ where
                 method,
                 uri,
                 metrics: self.metrics.clone(),
+                lifecycle: self.lifecycle.clone(),
                 _in_flight: in_flight,
             }),
         }
@@ -97,6 +103,7 @@ struct Observed {
     method: Method,
     uri: Uri,
     metrics: Option<Arc<Metrics>>,
+    lifecycle: Lifecycle,
     _in_flight: Option<InFlight>,
 }
 
@@ -141,6 +148,10 @@ where
         headers.insert(REQUEST_ID, request.request_id);
         // Our JSON echoes client input (`name`): browsers must never sniff it as HTML.
         headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+        if request.lifecycle.is_stopping() {
+            // hyper closes the connection once this response is written.
+            headers.insert(CONNECTION, HeaderValue::from_static("close"));
+        }
         Poll::Ready(Ok(response))
     }
 }

@@ -15,6 +15,7 @@ use utoipa_axum::routes;
 
 use crate::docs::{self, ApiDoc};
 use crate::error::ApiError;
+use crate::lifecycle::Lifecycle;
 use crate::metrics::Metrics;
 use crate::observe::ObserveLayer;
 use crate::routes::{
@@ -24,23 +25,36 @@ use crate::routes::{
 use crate::timeout::RequestTimeoutLayer;
 
 /// The API: its routes, /openapi.json and /docs, behind [`with_middleware`].
-pub fn app(request_timeout: Duration, metrics: Option<Arc<Metrics>>) -> Router {
+/// `lifecycle` tells /healthcheck and the middleware when the process is
+/// shutting down.
+pub fn app(
+    request_timeout: Duration,
+    metrics: Option<Arc<Metrics>>,
+    lifecycle: Lifecycle,
+) -> Router {
     let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(hello_world))
         .routes(routes!(current_time))
         .routes(routes!(healthcheck))
         .split_for_parts();
-    with_middleware(api.merge(docs::routes(&openapi)), request_timeout, metrics)
+    let api = api.with_state(lifecycle.clone());
+    with_middleware(
+        api.merge(docs::routes(&openapi)),
+        request_timeout,
+        metrics,
+        lifecycle,
+    )
 }
 
 /// Wraps any routes in what every request of ours gets: FastAPI's 404 and
 /// 405 bodies, the request timeout, a panic turned into a 500, and the access
-/// log, request id and metrics. Public so that tests can put a misbehaving
-/// route behind the same stack.
+/// log, request id, metrics and shutdown headers. Public so that tests can
+/// put a misbehaving route behind the same stack.
 pub fn with_middleware(
     routes: Router,
     request_timeout: Duration,
     metrics: Option<Arc<Metrics>>,
+    lifecycle: Lifecycle,
 ) -> Router {
     routes
         .fallback(|| async { ApiError::NotFound })
@@ -49,7 +63,7 @@ pub fn with_middleware(
             // Outermost first: the access log and metrics see the final status,
             // including the 500 of a panic and the 408 of a timeout.
             ServiceBuilder::new()
-                .layer(ObserveLayer::new(metrics))
+                .layer(ObserveLayer::new(metrics, lifecycle))
                 .layer(CatchPanicLayer::custom(|_| {
                     ApiError::Internal.into_response()
                 }))

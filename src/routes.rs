@@ -4,12 +4,14 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Json;
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, State};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::Serialize;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, HttpValidationError, ValidationError};
+use crate::lifecycle::Lifecycle;
 
 /// `{"message": "..."}`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -29,7 +31,8 @@ pub struct CurrentTime {
     pub message: String,
 }
 
-/// The service's health: `{"status": "ok"}`.
+/// The service's health: `{"status": "ok"}`, or `{"status": "stopping"}`
+/// once it has been told to shut down.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
     #[schema(example = "ok")]
@@ -68,14 +71,24 @@ pub async fn current_time(CurrentTimeQuery { name }: CurrentTimeQuery) -> Json<C
     })
 }
 
-/// Answers 200 while the process can serve requests.
+/// Answers 200 while the process can serve requests, and 503 once it has
+/// been told to stop (SIGTERM), so that load balancers send it no more.
 #[utoipa::path(
     get,
     path = "/healthcheck",
-    responses((status = OK, description = "The service is healthy", body = Health)),
+    responses(
+        (status = OK, description = "The service is healthy", body = Health),
+        (status = SERVICE_UNAVAILABLE, description = "The service is shutting down", body = Health,
+            example = json!({"status": "stopping"})),
+    ),
 )]
-pub async fn healthcheck() -> Json<Health> {
-    Json(Health { status: "ok" })
+pub async fn healthcheck(State(lifecycle): State<Lifecycle>) -> (StatusCode, Json<Health>) {
+    if lifecycle.is_stopping() {
+        let stopping = Health { status: "stopping" };
+        (StatusCode::SERVICE_UNAVAILABLE, Json(stopping))
+    } else {
+        (StatusCode::OK, Json(Health { status: "ok" }))
+    }
 }
 
 /// The query of `/current_time`, decoded as FastAPI decodes it: percent-encoded

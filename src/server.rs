@@ -2,7 +2,9 @@
 //! has no header-read timeout: a crowd of clients that send their headers a
 //! byte at a time (slowloris), or connect and send nothing, would hold
 //! connections open forever. hyper's `http1::Builder` with a timer closes
-//! them. HTTP/2 is left to the load balancer in front.
+//! them. `axum::serve` has no bound on open connections either; ours is
+//! `connections::ConnectionLimit`. HTTP/2 is left to the load balancer in
+//! front.
 
 use std::time::Duration;
 
@@ -15,14 +17,16 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ServerConfig;
+use crate::connections::{AcceptErrors, ConnectionLimit};
 
-/// Serves `router` on `listener` until `stop` is cancelled, then stops
-/// accepting, lets in-flight requests finish for up to
-/// `config.shutdown_timeout`, and returns.
+/// Serves `router` on `listener`, at most `limit` connections at a time,
+/// until `stop` is cancelled; then stops accepting, lets in-flight requests
+/// finish for up to `config.shutdown_timeout`, and returns.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     config: &ServerConfig,
+    limit: ConnectionLimit,
     stop: CancellationToken,
 ) {
     let mut http = http1::Builder::new();
@@ -31,15 +35,23 @@ pub async fn serve(
         .max_buf_size(config.max_header_bytes as usize)
         .max_headers(config.max_headers);
     let graceful = GracefulShutdown::new();
+    let mut accept_errors = AcceptErrors::default();
 
     loop {
+        // At the limit, wait here, not in `accept`: the kernel keeps new
+        // clients in the listen backlog until a connection closes.
+        let admitted = tokio::select! {
+            admitted = limit.admit() => admitted,
+            () = stop.cancelled() => break,
+        };
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => stream,
                 Err(error) => {
                     // Typically EMFILE: out of file descriptors. Back off
                     // instead of spinning; connections close and free some.
-                    tracing::warn!(%error, "accept failed");
+                    limit.count_accept_error();
+                    accept_errors.record(&error);
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
@@ -57,6 +69,7 @@ pub async fn serve(
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "connection ended with an error");
             }
+            drop(admitted);
         });
     }
 

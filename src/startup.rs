@@ -1,6 +1,6 @@
 //! Binds the listeners (so that the real ports are known before serving,
 //! which is how tests run on port 0), then serves the API and the metrics
-//! until told to stop.
+//! until told to stop, and stops in the order load balancers need.
 
 use std::future::Future;
 use std::io;
@@ -9,20 +9,49 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tracing::field::display;
 
 use crate::config::ServerConfig;
+use crate::connections::{self, ConnectionLimit};
+use crate::lifecycle::Lifecycle;
 use crate::metrics::{self, Metrics};
 use crate::router::app;
 use crate::server::serve;
+
+/// Connections to the metrics port at once: Prometheus keeps one per
+/// scraper. A bound keeps that port from costing memory too.
+const METRICS_MAX_CONNECTIONS: usize = 16;
 
 pub struct Application {
     config: ServerConfig,
     api: TcpListener,
     metrics: Option<(TcpListener, Arc<Metrics>)>,
+    open_files: Option<u64>,
+    max_connections: usize,
 }
 
 impl Application {
     pub async fn build(config: ServerConfig) -> io::Result<Self> {
+        // Before binding: the limit covers every descriptor we open.
+        let open_files = match connections::raise_open_files_limit() {
+            Ok(limit) => Some(limit),
+            Err(error) => {
+                tracing::warn!(%error, "cannot read or raise the open-files limit");
+                None
+            }
+        };
+        let requested = config.max_connections as usize;
+        let max_connections = open_files.map_or(requested, |open_files| {
+            connections::fit_to_open_files(requested, open_files)
+        });
+        if max_connections < requested {
+            tracing::warn!(
+                requested,
+                max_connections,
+                open_files,
+                "--max-connections lowered to fit the open-files limit (raise the hard limit: ulimit -Hn)"
+            );
+        }
         let api = bind(SocketAddr::new(config.host, config.port)).await?;
         let metrics = if config.disable_metrics {
             None
@@ -34,6 +63,8 @@ impl Application {
             config,
             api,
             metrics,
+            open_files,
+            max_connections,
         })
     }
 
@@ -47,34 +78,65 @@ impl Application {
             .map(|(listener, _)| local_port(listener))
     }
 
-    /// Serves until `shutdown` completes, then drains both servers.
+    /// Serves until `shutdown` completes, then shuts down: /healthcheck
+    /// answers 503 and responses say `Connection: close` at once; after
+    /// `--shutdown-delay` both servers stop accepting and drain.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) {
         let Self {
             config,
             api,
             metrics,
+            open_files,
+            max_connections,
         } = self;
         tracing::info!(
             address = %api.local_addr().expect("bound"),
-            metrics = ?metrics.as_ref().map(|(listener, _)| listener.local_addr().expect("bound")),
+            metrics = metrics
+                .as_ref()
+                .map(|(listener, _)| display(listener.local_addr().expect("bound"))),
+            max_connections,
+            max_open_files = open_files,
             version = crate::config::VERSION,
             "serving"
         );
         let (metrics_listener, metrics) = metrics.unzip();
-        let router = app(config.request_timeout, metrics.clone());
+        let lifecycle = Lifecycle::default();
+        let router = app(config.request_timeout, metrics.clone(), lifecycle.clone());
+        let limit = ConnectionLimit::new(
+            max_connections,
+            metrics
+                .as_ref()
+                .map(|metrics| metrics.connections(max_connections)),
+        );
         let stop = CancellationToken::new();
         let stopper = async {
             shutdown.await;
+            lifecycle.begin_shutdown();
+            if !config.shutdown_delay.is_zero() {
+                tracing::info!(
+                    delay = ?config.shutdown_delay,
+                    "still serving, with /healthcheck answering 503, before closing the port"
+                );
+                tokio::time::sleep(config.shutdown_delay).await;
+            }
             stop.cancel();
         };
         let metrics_server = async {
             if let (Some(listener), Some(metrics)) = (metrics_listener, metrics) {
-                serve(listener, metrics::routes(metrics), &config, stop.clone()).await;
+                let limit = ConnectionLimit::new(METRICS_MAX_CONNECTIONS, None);
+                serve(
+                    listener,
+                    metrics::routes(metrics),
+                    &config,
+                    limit,
+                    stop.clone(),
+                )
+                .await;
             }
         };
         tokio::join!(
             stopper,
-            serve(api, router, &config, stop.clone()),
+            serve(api, router, &config, limit, stop.clone()),
             metrics_server
         );
         tracing::info!("stopped");

@@ -129,6 +129,8 @@ fn help_lists_every_option_with_its_environment_variable() {
         ("--request-timeout", "API_REQUEST_TIMEOUT"),
         ("--max-header-bytes", "API_MAX_HEADER_BYTES"),
         ("--max-headers", "API_MAX_HEADERS"),
+        ("--max-connections", "API_MAX_CONNECTIONS"),
+        ("--shutdown-delay", "API_SHUTDOWN_DELAY"),
         ("--shutdown-timeout", "API_SHUTDOWN_TIMEOUT"),
     ] {
         assert!(help.contains(option), "{option} in\n{help}");
@@ -212,11 +214,7 @@ fn healthcheck_times_out_against_a_server_that_never_answers() {
 fn sigterm_exits_0_promptly() {
     let mut binary = Binary::start(&[]);
     let started = Instant::now();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &binary.child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(killed.success());
+    binary.terminate();
     let status = binary.child.wait().expect("exits");
     assert_eq!(status.code(), Some(0));
     assert!(
@@ -246,5 +244,86 @@ fn a_busy_port_fails_with_a_clear_message() {
     assert!(
         stderr.contains(&format!("cannot listen on 127.0.0.1:{port}")),
         "{stderr}"
+    );
+}
+
+/// The hard open-files limit that this test process passes on to children.
+fn hard_open_files_limit() -> u64 {
+    let output = std::process::Command::new("sh")
+        .args(["-c", "ulimit -Hn"])
+        .output()
+        .expect("sh runs");
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .expect("a number (not unlimited)")
+}
+
+#[test]
+fn at_start_the_soft_open_files_limit_is_raised_to_the_hard_limit() {
+    // Containers start with a soft limit of 1024: too few for many clients.
+    let binary = Binary::start_with_ulimit("-Sn 256", &[]);
+    assert_eq!(
+        binary.serving["max_open_files"],
+        hard_open_files_limit(),
+        "{}",
+        binary.serving
+    );
+    assert_eq!(binary.serving["max_connections"], 2048, "the default");
+}
+
+#[test]
+fn max_connections_is_lowered_to_what_the_open_files_limit_allows() {
+    let binary = Binary::start_with_ulimit("-n 256", &["--max-connections", "10000"]);
+    assert_eq!(binary.serving["max_open_files"], 256);
+    assert_eq!(
+        binary.serving["max_connections"], 192,
+        "256 descriptors less 64 kept for everything else"
+    );
+}
+
+#[tokio::test]
+async fn with_a_shutdown_delay_sigterm_first_turns_health_to_503_and_closes_connections() {
+    let mut binary = Binary::start(&["--shutdown-delay", "1s"]);
+    let client = reqwest::Client::new();
+    let before = client
+        .get(format!("{}/healthcheck", binary.address))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(before.status(), 200);
+    assert!(before.headers().get("connection").is_none());
+
+    let signalled = Instant::now();
+    binary.terminate();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let health = client
+        .get(format!("{}/healthcheck", binary.address))
+        .send()
+        .await
+        .expect("still accepting during the delay");
+    assert_eq!(health.status(), 503);
+    assert_eq!(health.headers()["connection"], "close");
+    assert_eq!(
+        health.text().await.expect("body"),
+        r#"{"status":"stopping"}"#
+    );
+    let hello = client
+        .get(format!("{}/hello_world", binary.address))
+        .send()
+        .await
+        .expect("still serving during the delay");
+    assert_eq!(hello.status(), 200);
+    assert_eq!(hello.headers()["connection"], "close");
+
+    let status = tokio::task::spawn_blocking(move || binary.child.wait())
+        .await
+        .expect("joins")
+        .expect("exits");
+    assert_eq!(status.code(), Some(0));
+    let took = signalled.elapsed();
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_secs(3),
+        "exited {took:?} after SIGTERM"
     );
 }

@@ -2,13 +2,12 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use api::router::{app, with_middleware};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request};
 use axum::routing::get as route_get;
 
-use crate::helpers::{REQUEST_TIMEOUT, call, get, panics, send};
+use crate::helpers::{REQUEST_TIMEOUT, behind_middleware, call, get, panics, send, test_app};
 
 fn now() -> u64 {
     SystemTime::now()
@@ -126,7 +125,7 @@ async fn every_get_route_also_answers_head_without_a_body() {
         "/openapi.json",
         "/docs",
     ] {
-        let answer = call(app(REQUEST_TIMEOUT, None), Method::HEAD, uri).await;
+        let answer = call(test_app(), Method::HEAD, uri).await;
         assert_eq!(answer.status(), 200, "HEAD {uri}");
         assert!(answer.body.is_empty(), "HEAD {uri} has no body");
     }
@@ -155,7 +154,7 @@ async fn unknown_path_answers_404_with_fastapis_body() {
 #[tokio::test]
 async fn wrong_method_answers_405_with_fastapis_body_and_an_allow_header() {
     for method in [Method::POST, Method::PUT, Method::DELETE, Method::PATCH] {
-        let answer = call(app(REQUEST_TIMEOUT, None), method.clone(), "/hello_world").await;
+        let answer = call(test_app(), method.clone(), "/hello_world").await;
         assert_eq!(answer.status(), 405, "{method}");
         assert_eq!(answer.text(), r#"{"detail":"Method Not Allowed"}"#);
         assert_eq!(answer.header("allow"), Some("GET,HEAD"));
@@ -164,10 +163,9 @@ async fn wrong_method_answers_405_with_fastapis_body_and_an_allow_header() {
 
 #[tokio::test]
 async fn a_panicking_handler_answers_500_with_a_json_body() {
-    let router = with_middleware(
+    let router = behind_middleware(
         Router::new().route("/boom", route_get(panics)),
         REQUEST_TIMEOUT,
-        None,
     );
     let answer = call(router, Method::GET, "/boom").await;
     assert_eq!(answer.status(), 500);
@@ -184,7 +182,7 @@ async fn a_request_slower_than_the_request_timeout_answers_408() {
         }),
     );
     let answer = call(
-        with_middleware(slow, Duration::from_millis(50), None),
+        behind_middleware(slow, Duration::from_millis(50)),
         Method::GET,
         "/slow",
     )
@@ -299,11 +297,11 @@ async fn request_id_from_the_client_is_kept_unless_unusable() {
             .body(Body::empty())
             .expect("valid request")
     };
-    let kept = send(app(REQUEST_TIMEOUT, None), with_id("client-id-42")).await;
+    let kept = send(test_app(), with_id("client-id-42")).await;
     assert_eq!(kept.header("x-request-id"), Some("client-id-42"));
 
     let too_long = "x".repeat(129);
-    let replaced = send(app(REQUEST_TIMEOUT, None), with_id(&too_long)).await;
+    let replaced = send(test_app(), with_id(&too_long)).await;
     let id = replaced.header("x-request-id").expect("an id");
     assert_ne!(id, too_long);
     assert!(!id.is_empty());

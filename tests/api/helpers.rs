@@ -7,8 +7,10 @@ use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use api::config::ServerConfig;
+use api::connections::ConnectionLimit;
+use api::lifecycle::Lifecycle;
 use api::metrics::Metrics;
-use api::router::app;
+use api::router::{app, with_middleware};
 use api::server::serve;
 use api::startup::Application;
 use axum::Router;
@@ -92,15 +94,26 @@ pub async fn send(router: Router, request: Request<Body>) -> Answer {
     }
 }
 
+/// The real app, metrics off, not shutting down.
+pub fn test_app() -> Router {
+    app(REQUEST_TIMEOUT, None, Lifecycle::default())
+}
+
+/// Any routes behind the app's middleware, metrics off.
+pub fn behind_middleware(routes: Router, request_timeout: Duration) -> Router {
+    with_middleware(routes, request_timeout, None, Lifecycle::default())
+}
+
 /// `GET uri` through the real app, metrics off.
 pub async fn get(uri: &str) -> Answer {
-    call(app(REQUEST_TIMEOUT, None), Method::GET, uri).await
+    call(test_app(), Method::GET, uri).await
 }
 
 /// The app with metrics, and the metrics it records to.
 pub fn app_with_metrics() -> (Router, Arc<Metrics>) {
     let metrics = Arc::new(Metrics::new());
-    (app(REQUEST_TIMEOUT, Some(metrics.clone())), metrics)
+    let router = app(REQUEST_TIMEOUT, Some(metrics.clone()), Lifecycle::default());
+    (router, metrics)
 }
 
 /// A server running in this process on free ports; stops when dropped.
@@ -118,10 +131,13 @@ impl Drop for TestApp {
 
 /// The whole application, as `main` runs it, on 127.0.0.1 and free ports.
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(ServerConfig::ephemeral()).await
+}
+
+/// The whole application with `config` (whose ports should be 0).
+pub async fn spawn_app_with(config: ServerConfig) -> TestApp {
     init_test_log();
-    let application = Application::build(ServerConfig::ephemeral())
-        .await
-        .expect("binds");
+    let application = Application::build(config).await.expect("binds");
     let address = format!("http://127.0.0.1:{}", application.port());
     let metrics_address = format!(
         "http://127.0.0.1:{}",
@@ -148,7 +164,10 @@ pub async fn spawn_router(
     let stop = CancellationToken::new();
     let server = tokio::spawn({
         let stop = stop.clone();
-        async move { serve(listener, router, &config, stop).await }
+        async move {
+            let limit = ConnectionLimit::new(config.max_connections as usize, None);
+            serve(listener, router, &config, limit, stop).await
+        }
     });
     (address, stop, server)
 }
@@ -157,13 +176,30 @@ pub async fn spawn_router(
 pub struct Binary {
     pub child: Child,
     pub address: String,
+    /// The "serving" log line, as JSON: address, limits, version.
+    pub serving: serde_json::Value,
 }
 
 impl Binary {
     /// Starts the binary and waits for its "serving" log line, which tells
     /// the address it bound.
     pub fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_api"))
+        Self::spawn(Command::new(env!("CARGO_BIN_EXE_api")), args)
+    }
+
+    /// Starts the binary with its open-files limit set first, as a
+    /// container runtime sets it: `ulimit_args` are `ulimit`'s, e.g. `-Sn 256`.
+    pub fn start_with_ulimit(ulimit_args: &str, args: &[&str]) -> Self {
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!(r#"ulimit {ulimit_args} && exec "$0" "$@""#))
+            .arg(env!("CARGO_BIN_EXE_api"));
+        Self::spawn(command, args)
+    }
+
+    fn spawn(mut command: Command, args: &[&str]) -> Self {
+        let mut child = command
             .args([
                 "--host",
                 "127.0.0.1",
@@ -181,15 +217,16 @@ impl Binary {
             .spawn()
             .expect("the binary starts");
         let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
-        let address = lines
+        let serving = lines
             .by_ref()
             .map_while(Result::ok)
-            .find_map(|line| {
-                let line: serde_json::Value = serde_json::from_str(&line).ok()?;
-                (line["message"] == "serving")
-                    .then(|| line["address"].as_str().map(str::to_owned))?
-            })
-            .expect("the binary logs the address it serves on");
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(&line).ok())
+            .find(|line| line["message"] == "serving")
+            .expect("the binary logs a serving line");
+        let address = serving["address"]
+            .as_str()
+            .expect("the serving line names the address")
+            .to_owned();
         // Keep reading so that the child never blocks on a full pipe.
         std::thread::spawn(move || {
             for line in lines.map_while(Result::ok) {
@@ -201,6 +238,7 @@ impl Binary {
         Self {
             child,
             address: format!("http://{address}"),
+            serving,
         }
     }
 
@@ -210,6 +248,15 @@ impl Binary {
             .next()
             .expect("address has a port")
             .to_owned()
+    }
+
+    /// Sends SIGTERM, as `docker stop` and Kubernetes do.
+    pub fn terminate(&self) {
+        let killed = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(killed.success());
     }
 }
 

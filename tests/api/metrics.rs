@@ -1,8 +1,13 @@
 //! The metrics count exactly what was sent, and clients cannot add series.
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use api::config::ServerConfig;
 use axum::http::Method;
 
-use crate::helpers::{app_with_metrics, call, spawn_app};
+use crate::helpers::{app_with_metrics, call, spawn_app, spawn_app_with};
 
 /// The value of the sample line that starts with `series ` in `text`.
 fn sample(text: &str, series: &str) -> Option<f64> {
@@ -157,4 +162,75 @@ async fn metrics_are_served_on_their_own_port_not_the_api_port() {
         404,
         "the API port does not expose metrics"
     );
+}
+
+/// Sends `GET /hello_world` on a keep-alive connection; true once the whole
+/// answer arrived before the stream's read timeout.
+fn answered(stream: &mut TcpStream) -> bool {
+    let _ = stream.write_all(b"GET /hello_world HTTP/1.1\r\nHost: x\r\n\r\n");
+    read_answer(stream)
+}
+
+fn read_answer(stream: &mut TcpStream) -> bool {
+    let mut answer = Vec::new();
+    let mut buffer = [0; 1024];
+    while !answer.ends_with(br#"{"message":"Hello World!"}"#) {
+        match stream.read(&mut buffer) {
+            Ok(0) | Err(_) => return false,
+            Ok(read) => answer.extend_from_slice(&buffer[..read]),
+        }
+    }
+    true
+}
+
+fn connect(address: &str, read_timeout: Duration) -> TcpStream {
+    let stream = TcpStream::connect(address.trim_start_matches("http://")).expect("connects");
+    stream
+        .set_read_timeout(Some(read_timeout))
+        .expect("timeout set");
+    stream
+}
+
+#[tokio::test]
+async fn past_max_connections_a_client_waits_until_one_closes_and_the_metrics_count_it() {
+    let mut config = ServerConfig::ephemeral();
+    config.max_connections = 2;
+    let app = spawn_app_with(config).await;
+    let address = app.address.clone();
+    tokio::task::spawn_blocking(move || {
+        let second_long = Duration::from_secs(1);
+        let mut first = connect(&address, second_long);
+        let mut second = connect(&address, second_long);
+        assert!(answered(&mut first) && answered(&mut second));
+        // The kernel completes the handshake (backlog); the server does not
+        // accept it while two connections are open.
+        let mut third = connect(&address, Duration::from_millis(300));
+        assert!(!answered(&mut third), "answered past the limit");
+        drop(first);
+        third
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout set");
+        assert!(read_answer(&mut third), "served once a connection closed");
+    })
+    .await
+    .expect("joins");
+
+    let text = reqwest::get(format!("{}/metrics", app.metrics_address))
+        .await
+        .expect("the metrics port has a limit of its own")
+        .text()
+        .await
+        .expect("text");
+    assert_eq!(
+        sample(&text, "http_connections_limit"),
+        Some(2.0),
+        "\n{text}"
+    );
+    assert!(
+        sample(&text, "http_connections_limit_reached_total").is_some_and(|times| times >= 1.0),
+        "\n{text}"
+    );
+    assert_eq!(sample(&text, "http_accept_errors_total"), Some(0.0));
+    let open = sample(&text, "http_connections_open").expect("open connections");
+    assert!((0.0..=2.0).contains(&open), "{open} open");
 }

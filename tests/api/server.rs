@@ -5,11 +5,10 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use api::config::ServerConfig;
-use api::router::with_middleware;
 use axum::Router;
 use axum::routing::get;
 
-use crate::helpers::{REQUEST_TIMEOUT, panics, spawn_app, spawn_router};
+use crate::helpers::{REQUEST_TIMEOUT, behind_middleware, panics, spawn_app, spawn_router};
 
 /// Sends raw bytes, returns everything the server answers until it closes
 /// the connection (or 5 s pass).
@@ -38,7 +37,7 @@ async fn a_panicking_handler_answers_500_and_the_server_keeps_serving() {
         .route("/boom", get(panics))
         .route("/fine", get(|| async { "fine" }));
     let (address, _stop, _server) = spawn_router(
-        with_middleware(router, REQUEST_TIMEOUT, None),
+        behind_middleware(router, REQUEST_TIMEOUT),
         ServerConfig::ephemeral(),
     )
     .await;
@@ -73,7 +72,7 @@ async fn shutdown_lets_in_flight_requests_finish_then_stops_accepting() {
         }),
     );
     let (address, stop, server) = spawn_router(
-        with_middleware(slow, REQUEST_TIMEOUT, None),
+        behind_middleware(slow, REQUEST_TIMEOUT),
         ServerConfig::ephemeral(),
     )
     .await;
@@ -105,11 +104,8 @@ async fn shutdown_gives_up_on_requests_after_the_shutdown_timeout() {
     let stuck = Router::new().route("/stuck", get(std::future::pending::<&str>));
     let mut config = ServerConfig::ephemeral();
     config.shutdown_timeout = Duration::from_millis(300);
-    let (address, stop, server) = spawn_router(
-        with_middleware(stuck, Duration::from_secs(60), None),
-        config,
-    )
-    .await;
+    let (address, stop, server) =
+        spawn_router(behind_middleware(stuck, Duration::from_secs(60)), config).await;
     let _in_flight = tokio::spawn(reqwest::get(format!("{address}/stuck")));
     tokio::time::sleep(Duration::from_millis(100)).await;
 
@@ -144,10 +140,9 @@ async fn a_connection_that_sends_nothing_is_closed_after_the_header_read_timeout
 async fn a_slowloris_client_is_cut_off_and_does_not_starve_others() {
     let mut config = ServerConfig::ephemeral();
     config.header_read_timeout = Duration::from_millis(800);
-    let router = with_middleware(
+    let router = behind_middleware(
         Router::new().route("/ok", get(|| async { "ok" })),
         REQUEST_TIMEOUT,
-        None,
     );
     let (address, _stop, _server) = spawn_router(router, config).await;
 
