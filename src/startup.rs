@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tracing::field::display;
 
 use crate::config::ServerConfig;
 use crate::connections::{self, ConnectionLimit};
