@@ -70,9 +70,9 @@ impl ConnectionLimit {
         }
     }
 
-    /// Waits until one more connection may be opened. The returned permit
-    /// counts the connection as open until it is dropped.
-    pub async fn admit(&self) -> Connection {
+    /// Waits until one more connection may be opened: the returned place
+    /// is kept for it while it is accepted.
+    pub async fn admit(&self) -> Admission {
         let permit = match self.permits.clone().try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) => {
@@ -87,12 +87,18 @@ impl ConnectionLimit {
                     .expect("the semaphore is never closed")
             }
         };
+        Admission(permit)
+    }
+
+    /// The accepted connection that takes `place`: counted as open until
+    /// it is dropped, which frees the place.
+    pub fn open(&self, place: Admission) -> Connection {
         let open = self.metrics.as_ref().map(|metrics| {
             metrics.open.inc();
             metrics.open.clone()
         });
         Connection {
-            _permit: permit,
+            _permit: place.0,
             open,
         }
     }
@@ -105,7 +111,10 @@ impl ConnectionLimit {
     }
 }
 
-/// One admitted connection: frees its place when dropped.
+/// A place for one more connection, not yet accepted.
+pub struct Admission(OwnedSemaphorePermit);
+
+/// One open connection: frees its place when dropped.
 pub struct Connection {
     _permit: OwnedSemaphorePermit,
     open: Option<IntGauge>,

@@ -40,8 +40,8 @@ pub async fn serve(
     loop {
         // At the limit, wait here, not in `accept`: the kernel keeps new
         // clients in the listen backlog until a connection closes.
-        let admitted = tokio::select! {
-            admitted = limit.admit() => admitted,
+        let place = tokio::select! {
+            place = limit.admit() => place,
             () = stop.cancelled() => break,
         };
         let stream = tokio::select! {
@@ -58,6 +58,7 @@ pub async fn serve(
             },
             () = stop.cancelled() => break,
         };
+        let open = limit.open(place);
         // Our answers are small: send each as soon as it is written.
         let _ = stream.set_nodelay(true);
         let connection = http.serve_connection(
@@ -69,7 +70,7 @@ pub async fn serve(
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "connection ended with an error");
             }
-            drop(admitted);
+            drop(open);
         });
     }
 

@@ -7,7 +7,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ServerConfig;
@@ -20,6 +20,13 @@ use crate::server::serve;
 /// Connections to the metrics port at once: Prometheus keeps one per
 /// scraper. A bound keeps that port from costing memory too.
 const METRICS_MAX_CONNECTIONS: usize = 16;
+
+/// How many connections the kernel keeps waiting to be accepted: where new
+/// clients wait while `--max-connections` are open. The kernel lowers it to
+/// `net.core.somaxconn` (4096 by default since Linux 5.4). tokio's `bind`
+/// asks for 128, which at the limit makes the 129th client's handshake
+/// fail and retry a second or more later.
+const LISTEN_BACKLOG: u32 = 4096;
 
 pub struct Application {
     config: ServerConfig,
@@ -143,7 +150,18 @@ impl Application {
 }
 
 async fn bind(address: SocketAddr) -> io::Result<TcpListener> {
-    TcpListener::bind(address).await.map_err(|error| {
+    let listen = || {
+        let socket = match address {
+            SocketAddr::V4(_) => TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => TcpSocket::new_v6()?,
+        };
+        // As tokio's `bind` does: a restarted server can bind the port
+        // again while connections of the old one linger in TIME_WAIT.
+        socket.set_reuseaddr(true)?;
+        socket.bind(address)?;
+        socket.listen(LISTEN_BACKLOG)
+    };
+    listen().map_err(|error| {
         io::Error::new(error.kind(), format!("cannot listen on {address}: {error}"))
     })
 }

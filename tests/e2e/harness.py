@@ -1,8 +1,13 @@
-"""What the e2e scripts share: a free port, and the api binary started on it."""
+"""What the e2e scripts (and bench/bench.py) share: a free port, the api
+binary started on it, its memory, and crowds of keep-alive connections."""
 
+import asyncio
+import re
+import resource
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 
 def free_port():
@@ -11,20 +16,82 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_api(binary, port, *args):
-    """Starts the api on 127.0.0.1:port and waits until /healthcheck answers."""
+def http_status(port, path="/healthcheck", timeout=1.0):
+    """The status of GET path on a new connection, or None if nothing answers."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: e2e\r\nConnection: close\r\n\r\n".encode())
+            head = s.recv(64)
+            return int(head.split(b" ")[1]) if head.startswith(b"HTTP/1.") else None
+    except OSError:
+        return None
+
+
+def wait_healthy(port, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while http_status(port) != 200:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def start_api(binary, port, *args, wrapper=(), stdout=subprocess.DEVNULL):
+    """Starts the api on 127.0.0.1:port (behind `wrapper`, e.g. prlimit) and
+    waits until /healthcheck answers."""
     server = subprocess.Popen(
-        [binary, "--host", "127.0.0.1", "--port", str(port), "--metrics-port", "0", *args],
-        stdout=subprocess.DEVNULL,
+        [*wrapper, binary, "--host", "127.0.0.1", "--port", str(port), "--metrics-port", "0", *args],
+        stdout=stdout,
     )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                s.sendall(b"GET /healthcheck HTTP/1.1\r\nHost: e2e\r\nConnection: close\r\n\r\n")
-                if s.recv(16).startswith(b"HTTP/1.1 200"):
-                    return server
-        except OSError:
-            time.sleep(0.01)
-    server.kill()
-    raise SystemExit("the api did not start")
+    if not wait_healthy(port):
+        server.kill()
+        raise SystemExit("the api did not start")
+    return server
+
+
+def rss_kb(pid):
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1))
+
+
+def allow_many_open_files():
+    """Raises this process's soft open-files limit to its hard limit."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+REQUEST = b"GET /hello_world HTTP/1.1\r\nHost: e2e\r\n\r\n"
+
+
+async def read_answer(reader):
+    """Reads one whole answer; returns its status."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = int(re.search(rb"(?i)\r\ncontent-length: (\d+)", head).group(1))
+    await reader.readexactly(length)
+    return int(head.split(b" ")[1])
+
+
+async def keepalive_connection(port):
+    """A connection that has made one request, been answered, and stays open."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(REQUEST)
+    await writer.drain()
+    status = await read_answer(reader)
+    if status != 200:
+        raise RuntimeError(f"answered {status}")
+    return reader, writer
+
+
+async def hold_connections(port, count, batch=500):
+    """Opens `count` keep-alive connections, one request each, and keeps
+    them open. In batches: the listen backlog is finite."""
+    held = []
+    for start in range(0, count, batch):
+        held += await asyncio.gather(*(keepalive_connection(port) for _ in range(min(batch, count - start))))
+    return held
+
+
+def close_all(held):
+    for _, writer in held:
+        writer.close()
