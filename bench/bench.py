@@ -15,8 +15,6 @@ import asyncio
 import datetime
 import os
 import platform
-import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,22 +22,22 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests/e2e"))
+from harness import (allow_many_open_files, close_all, free_port, hold_connections, rss_kb, wait_healthy,  # noqa: E402
+                     wrk_figures)
 SERVER_CPU, LOAD_CPU = "0", "1"
 # docs/benchmarks.md is rewritten above this line and kept below it, where
 # the profiling notes are written by hand.
 KEEP_BELOW = "<!-- Written by hand below this line; bench/bench.py keeps it. -->\n"
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Server:
-    def __init__(self, name, command, hello=True, current_time=True):
+    def __init__(self, name, command, current_time=True, many_connections=True):
         self.name, self.command = name, command
-        self.hello, self.current_time = hello, current_time
+        self.current_time = current_time
+        # Whether it can hold 10,000 idle connections long enough to measure
+        # (uvicorn closes idle ones after 5 s, before the last are open).
+        self.many_connections = many_connections
         self.process = None
 
     def argv(self, port):
@@ -48,40 +46,22 @@ class Server:
     def start(self):
         self.port = free_port()
         self.process = subprocess.Popen(self.argv(self.port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_ready(self.port, 30)
+        wait_ready(self.port)
 
     def url(self, path):
         return f"http://127.0.0.1:{self.port}{path}"
 
     def rss_mb(self):
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
-        return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024
+        return rss_kb(self.process.pid) / 1024
 
     def stop(self):
         self.process.terminate()
         self.process.wait(10)
 
 
-def http_status(port):
-    """The status of GET /healthcheck, or None if nothing answers."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-            s.sendall(b"GET /healthcheck HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
-            head = s.recv(64)
-            return int(head.split(b" ")[1]) if head.startswith(b"HTTP/1.") else None
-    except OSError:
-        return None
-
-
-def wait_ready(port, timeout):
-    deadline = time.monotonic() + timeout
-    while http_status(port) != 200:
-        if time.monotonic() > deadline:
-            raise SystemExit(f"no server answered on port {port} within {timeout} s")
-        time.sleep(0.0005)
-
-
-UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+def wait_ready(port, timeout=30):
+    if not wait_healthy(port, timeout):
+        raise SystemExit(f"no server answered on port {port} within {timeout} s")
 
 
 def wrk(url, seconds, connections):
@@ -90,38 +70,23 @@ def wrk(url, seconds, connections):
         ["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url],
         capture_output=True, text=True, check=True, timeout=seconds + 30,
     ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    percentile = lambda p: float((m := re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)$", out, re.M)).group(1)) * UNITS[m.group(2)]
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)
-    return rps, percentile(50), percentile(99), errors.group(0) if errors else ""
-
-
-async def hold_connections(port, count):
-    """Opens `count` keep-alive connections, one request each, and keeps them open."""
-    request = b"GET /hello_world HTTP/1.1\r\nHost: bench\r\n\r\n"
-
-    async def one():
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(request)
-        await writer.drain()
-        head = await reader.readuntil(b"\r\n\r\n")
-        length = int(re.search(rb"(?i)content-length: (\d+)", head).group(1))
-        await reader.readexactly(length)
-        return writer
-
-    writers = []
-    for start in range(0, count, 100):  # in batches: the listen backlog is finite
-        writers += await asyncio.gather(*(one() for _ in range(min(100, count - start))))
-    return writers
+    figures = wrk_figures(out)
+    errors = ", ".join(f"{figures[kind]} {kind}" for kind in ("non-2xx", "socket errors") if figures[kind])
+    return figures["rps"], figures["p50 ms"], figures["p99 ms"], errors
 
 
 def rss_with_connections(server, count):
+    """RSS with `count` keep-alive connections open, each having made one
+    request; None where the server cannot hold that many."""
+    if count > 1000 and not server.many_connections:
+        return None
+
     async def measure():
-        writers = await hold_connections(server.port, count)
+        held = await hold_connections(server.port, count)
         await asyncio.sleep(0.5)
         rss = server.rss_mb()
-        for writer in writers:
-            writer.close()
+        close_all(held)
+        await asyncio.sleep(0.5)  # let the server see them close
         return rss
 
     os.sched_setaffinity(0, {int(LOAD_CPU)})
@@ -137,7 +102,7 @@ def startup_ms(server, starts):
         port = free_port()
         began = time.perf_counter()
         process = subprocess.Popen(server.argv(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_ready(port, 30)
+        wait_ready(port)
         times.append((time.perf_counter() - began) * 1000)
         process.terminate()
         process.wait(10)
@@ -183,6 +148,7 @@ def svg_chart(rows):
 
 
 def main():
+    allow_many_open_files()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--seconds", type=int, default=5, help="length of each wrk run")
@@ -195,14 +161,16 @@ def main():
     api = str(ROOT / "target/release/api")
     floor = str(ROOT / "target/release/examples/floor")
     uvicorn = str(Path(args.fastapi_venv) / "bin/uvicorn")
-    api_args = ["--host", "127.0.0.1", "--port", "{port}", "--metrics-port", "{port2}"]
+    # --max-connections above the default 2048, for the 10,000-connection figure.
+    api_args = ["--host", "127.0.0.1", "--port", "{port}", "--metrics-port", "{port2}", "--max-connections", "10100"]
     servers = [
         Server("floor (bare hyper)", [floor, "{port}"], current_time=False),
         Server("floor, second copy", [floor, "{port}"], current_time=False),
         Server("api", [api] + api_args),
         Server("api, metrics off", [api, "--disable-metrics"] + api_args),
         Server("FastAPI original", [uvicorn, "app:app", "--app-dir", str(ROOT / "bench/fastapi"),
-                                    "--host", "127.0.0.1", "--port", "{port}", "--workers", "1"]),
+                                    "--host", "127.0.0.1", "--port", "{port}", "--workers", "1"],
+               many_connections=False),
     ]
     floor_server, control, ours, ours_no_metrics, fastapi = servers
     colors = {floor_server: "#888", control: "#bbb", ours: "#c0392b", ours_no_metrics: "#e6a09a", fastapi: "#2c7fb8"}
@@ -224,8 +192,9 @@ def main():
         print(f"  round {round_number + 1}: " + ", ".join(
             f"{s.name} {results[s]['hello'][-1][0]:,.0f}" for s in servers), file=sys.stderr)
 
-    print("RSS with 1,000 open connections", file=sys.stderr)
+    print("RSS with 1,000 and 10,000 open connections", file=sys.stderr)
     loaded = {server: rss_with_connections(server, 1000) for server in servers}
+    crowded = {server: rss_with_connections(server, 10_000) for server in servers}
     for server in servers:
         server.stop()
     print(f"startup time, median of {args.starts}", file=sys.stderr)
@@ -249,18 +218,21 @@ def main():
             "time_rps": median_of(server, "time", 0) if server.current_time else None,
             "time_p50": median_of(server, "time", 1) if server.current_time else None,
             "time_p99": median_of(server, "time", 2) if server.current_time else None,
-            "idle": idle[server], "loaded": loaded[server], "startup": startup.get(server),
+            "idle": idle[server], "loaded": loaded[server], "crowded": crowded[server],
+            "per_connection": None if crowded[server] is None else (crowded[server] - loaded[server]) * 1024 / 9000,
+            "startup": startup.get(server),
             "errors": sorted({run[3] for run in hello + results[server]["time"] if run[3]}),
         })
 
     fmt = lambda value, pattern: "n/a" if value is None else pattern.format(value)
-    table = ["| server | /hello_world req/s | ratio to floor (paired median) | p50 | p99 | p99 ratio | /current_time req/s | p50 | p99 | idle RSS | RSS, 1,000 conns | startup |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    table = ["| server | /hello_world req/s | ratio to floor (paired median) | p50 | p99 | p99 ratio | /current_time req/s | p50 | p99 | idle RSS | RSS, 1,000 conns | RSS, 10,000 conns | per connection | startup |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for row in rows:
         table.append(
             f"| {row['name']} | {row['hello_rps']:,.0f} | {row['rps_ratio']:.2f}× | {row['hello_p50']:.2f} ms | {row['hello_p99']:.2f} ms"
             f" | {row['p99_ratio']:.2f}× | {fmt(row['time_rps'], '{:,.0f}')} | {fmt(row['time_p50'], '{:.2f} ms')}"
             f" | {fmt(row['time_p99'], '{:.2f} ms')} | {row['idle']:.1f} MB | {row['loaded']:.1f} MB"
+            f" | {fmt(row['crowded'], '{:.1f} MB')} | {fmt(row['per_connection'], '{:.1f} KB')}"
             f" | {fmt(row['startup'], '{:.1f} ms')} |")
     errors = [f"- {row['name']}: {', '.join(row['errors'])}" for row in rows if row["errors"]]
     by_name = {row["name"]: row for row in rows}
@@ -279,8 +251,9 @@ Written by `{command}` on {datetime.date.today().isoformat()}; run it again to r
 serves /hello_world at **{ours_row['rps_ratio']:.2f}×** the bare hyper floor
 (paired median; p99 at {ours_row['p99_ratio']:.2f}× the floor's) and
 **{ours_row['hello_rps'] / fastapi_row['hello_rps']:.0f}×** the FastAPI
-original, in {ours_row['idle']:.1f} MB of RSS idle and
-{ours_row['loaded']:.1f} MB with 1,000 connections open. The control row, a
+original, in {ours_row['idle']:.1f} MB of RSS idle,
+{ours_row['loaded']:.1f} MB with 1,000 connections open and {ours_row['crowded']:.1f} MB with
+10,000 ({ours_row['per_connection']:.1f} KB per connection). The control row, a
 second copy of the floor, came out at {control_row['rps_ratio']:.2f}×: that
 is how far apart two identical servers measure on this machine.
 
@@ -301,7 +274,10 @@ Metrics cost: `api` vs `api, metrics off`, paired in the same rounds:
   "metrics off" adds `--disable-metrics`). Floor: `examples/floor.rs`, hyper 1.x with no framework,
   middleware or logging; it answers every path, so it has no /current_time row.
   FastAPI: `bench/fastapi/app.py`, `def` handlers, `uvicorn --workers 1`, its default access log.
-- RSS: VmRSS after start (idle), and with 1,000 keep-alive connections open, each having made one request.
+- RSS: VmRSS after start (idle), and with 1,000 and 10,000 keep-alive connections open, each having made
+  one request; per connection = the difference between the two, over 9,000. The api runs with
+  `--max-connections 10100` (its default, 2048, would keep the rest waiting in the backlog).
+  FastAPI is measured at 1,000 only: uvicorn closes idle connections after 5 s, before 10,000 are open.
 - Startup: from exec to the first 200 on /healthcheck, median of {args.starts} starts.
 - Sizes: api binary {os.path.getsize(api) / 1e6:.1f} MB, floor {os.path.getsize(floor) / 1e6:.1f} MB;
   production image {image_size()}.

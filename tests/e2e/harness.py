@@ -28,11 +28,13 @@ def http_status(port, path="/healthcheck", timeout=1.0):
 
 
 def wait_healthy(port, timeout=10.0):
+    """Waits until GET /healthcheck answers 200; polls every 0.5 ms, so
+    that startup times can be measured with it."""
     deadline = time.monotonic() + timeout
     while http_status(port) != 200:
         if time.monotonic() > deadline:
             return False
-        time.sleep(0.01)
+        time.sleep(0.0005)
     return True
 
 
@@ -47,6 +49,24 @@ def start_api(binary, port, *args, wrapper=(), stdout=subprocess.DEVNULL):
         server.kill()
         raise SystemExit("the api did not start")
     return server
+
+
+UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def wrk_figures(output):
+    """The figures of one `wrk --latency` run's output."""
+    percentile = lambda p: float((m := re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)$", output, re.M)).group(1)) * UNITS_MS[m.group(2)]
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    return {
+        "requests": int(re.search(r"(\d+) requests in", output).group(1)),
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+        "p50 ms": percentile(50),
+        "p99 ms": percentile(99),
+        "non-2xx": int(non_2xx.group(1)) if non_2xx else 0,
+        "socket errors": sum(map(int, socket_errors.groups())) if socket_errors else 0,
+    }
 
 
 def rss_kb(pid):

@@ -18,7 +18,6 @@ on the same port, wait until HAProxy marks it up. No request may fail.
         SHUTDOWN_DELAY 0s this shows what is lost without it (and fails).
 """
 
-import re
 import signal
 import socket
 import subprocess
@@ -27,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import free_port, start_api, wait_healthy
+from harness import free_port, start_api, wait_healthy, wrk_figures
 
 REPLICAS = 3
 LOAD_SECONDS = 25
@@ -91,22 +90,6 @@ def wait_for_status(stats_socket, name, wanted, timeout=15.0):
             raise SystemExit(f"HAProxy never marked {name} {wanted}")
         time.sleep(0.05)
     return True
-
-
-UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-
-
-def wrk_figures(output):
-    requests = int(re.search(r"(\d+) requests in", output).group(1))
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
-    p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)$", output, re.M)
-    return {
-        "requests": requests,
-        "non-2xx": int(non_2xx.group(1)) if non_2xx else 0,
-        "socket errors": sum(map(int, socket_errors.groups())) if socket_errors else 0,
-        "p99 ms": float(p99.group(1)) * UNITS[p99.group(2)],
-    }
 
 
 def main(binary, policy, shutdown_delay):

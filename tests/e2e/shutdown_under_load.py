@@ -10,7 +10,6 @@ import asyncio
 import json
 import re
 import signal
-import subprocess
 import sys
 import time
 
