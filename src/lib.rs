@@ -10,6 +10,7 @@ pub mod error;
 pub mod healthcheck;
 pub mod lifecycle;
 pub mod log_buffer;
+pub mod memory_limit;
 pub mod metrics;
 pub mod observe;
 pub mod router;

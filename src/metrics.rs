@@ -18,6 +18,7 @@ use prometheus::{
 };
 
 use crate::connections::ConnectionMetrics;
+use crate::memory_limit::MemoryLimit;
 
 /// Upper bounds, in seconds: from well under a millisecond (our usual
 /// answer) up to the default request timeout.
@@ -104,6 +105,7 @@ impl Metrics {
             Box::new(connections.accept_errors.clone()),
             Box::new(connections_limit.clone()),
             Box::new(ProcessCollector::for_self()),
+            Box::new(MemoryLimit::new()),
         ] {
             registry
                 .register(collector)
