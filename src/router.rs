@@ -38,6 +38,8 @@ pub fn app(
         .routes(routes!(healthcheck))
         .split_for_parts();
     let api = api.with_state(lifecycle.clone());
+    #[cfg(feature = "panic-route")]
+    let api = api.route("/panic", axum::routing::get(panic_route));
     with_middleware(
         api.merge(docs::routes(&openapi)),
         request_timeout,
@@ -69,4 +71,10 @@ pub fn with_middleware(
                 }))
                 .layer(RequestTimeoutLayer(request_timeout)),
         )
+}
+
+/// `GET /panic`, in builds with the `panic-route` feature (image tests only).
+#[cfg(feature = "panic-route")]
+async fn panic_route() -> &'static str {
+    panic!("GET /panic (feature panic-route)")
 }

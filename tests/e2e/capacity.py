@@ -11,6 +11,12 @@
         clients send a request: those wait in the kernel's backlog, unanswered
         and costing the process no memory, until the first 1,000 close; then
         every one of them is answered.
+
+    python3 capacity.py crowd PORT CLIENTS SECONDS
+        Against a server already running (say, in a container with a memory
+        limit): CLIENTS clients connect and send a request each, and keep
+        their connections open for SECONDS. Prints how many were answered;
+        the caller checks what happened to the server.
 """
 
 import asyncio
@@ -115,9 +121,23 @@ async def over_the_limit(binary):
     return failures
 
 
+async def crowd(port, clients, seconds):
+    allow_many_open_files()
+    waiting = await asyncio.gather(*(send_and_wait(port) for _ in range(clients)), return_exceptions=True)
+    connected = [client for client in waiting if not isinstance(client, BaseException)]
+    await asyncio.sleep(seconds)
+    answered = sum(answer.done() and not answer.exception() for answer, _ in connected)
+    print(f"{clients:,} clients: {len(connected):,} connected, {answered:,} answered within {seconds} s")
+    close_all([(None, writer) for _, writer in connected])
+    return []
+
+
 def main():
-    binary, scenario = sys.argv[1], sys.argv[2]
-    failures = asyncio.run({"many-connections": many_connections, "over-the-limit": over_the_limit}[scenario](binary))
+    if sys.argv[1] == "crowd":
+        failures = asyncio.run(crowd(int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])))
+    else:
+        binary, scenario = sys.argv[1], sys.argv[2]
+        failures = asyncio.run({"many-connections": many_connections, "over-the-limit": over_the_limit}[scenario](binary))
     for failure in failures:
         print(f"FAIL: {failure}")
     return 1 if failures else 0
