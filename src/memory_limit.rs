@@ -8,11 +8,15 @@
 //! in place reports its new limit. Without a limit the metric is absent.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{Gauge, Opts};
+
+/// Where cgroup v2, and v1's memory controller, are mounted.
+const V2_ROOT: &str = "/sys/fs/cgroup";
+const V1_ROOT: &str = "/sys/fs/cgroup/memory";
 
 /// cgroup v1 writes "no limit" as a number just under `i64::MAX` (rounded to
 /// the page size); v2 writes `max`.
@@ -38,17 +42,16 @@ fn limit_files(proc_self_cgroup: &str) -> Vec<PathBuf> {
             let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
             let path = path.trim_start_matches('/');
             if controllers.is_empty() {
-                Some(PathBuf::from("/sys/fs/cgroup").join(path).join("memory.max"))
+                Some(Path::new(V2_ROOT).join(path).join("memory.max"))
             } else if controllers.split(',').any(|name| name == "memory") {
-                let file = PathBuf::from("/sys/fs/cgroup/memory").join(path);
-                Some(file.join("memory.limit_in_bytes"))
+                Some(Path::new(V1_ROOT).join(path).join("memory.limit_in_bytes"))
             } else {
                 None
             }
         })
         .collect();
-    files.push("/sys/fs/cgroup/memory.max".into());
-    files.push("/sys/fs/cgroup/memory/memory.limit_in_bytes".into());
+    files.push(Path::new(V2_ROOT).join("memory.max"));
+    files.push(Path::new(V1_ROOT).join("memory.limit_in_bytes"));
     files
 }
 
@@ -63,7 +66,8 @@ pub struct MemoryLimit {
 }
 
 const NAME: &str = "api_memory_limit_bytes";
-const HELP: &str = "Memory limit of the cgroup (container) the process runs in; absent without one.";
+const HELP: &str =
+    "Memory limit of the cgroup (container) the process runs in; absent without one.";
 
 impl MemoryLimit {
     pub fn new() -> Self {
@@ -125,7 +129,9 @@ mod tests {
         assert_eq!(v1[1], PathBuf::from("/sys/fs/cgroup/memory.max"));
         assert_eq!(
             v1.last(),
-            Some(&PathBuf::from("/sys/fs/cgroup/memory/memory.limit_in_bytes"))
+            Some(&PathBuf::from(
+                "/sys/fs/cgroup/memory/memory.limit_in_bytes"
+            ))
         );
     }
 }
