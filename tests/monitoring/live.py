@@ -1,0 +1,218 @@
+"""The monitoring pack against a real Prometheus scraping the real binary.
+
+Starts the api (in a 64 MiB memory cgroup, as a container would run it, so
+that api_memory_limit_bytes exists) and Prometheus on 127.0.0.1, with a
+1 s scrape and evaluation interval and the repository's rule files; sends
+bounded traffic to every route, 404s, 405s and 422s included; then
+requires that:
+
+- `promtool check metrics` accepts the live /metrics;
+- every rule Prometheus loaded reports health "ok";
+- every recording rule returns data;
+- every alert's signal returns data: its expression with each comparison
+  made a `bool` comparison, which keeps every series whatever its value
+  (`absent()` alerts, which have no signal to return, are excepted);
+- every query of the dashboard returns data, with its variables filled in.
+
+    python3 tests/monitoring/live.py API_BINARY
+
+Prints one line per check and "N passed, N failed"; exits 1 on a failure.
+"""
+
+import http.client
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+sys.path.insert(0, str(ROOT / "tests/e2e"))
+from harness import free_port, wait_healthy  # noqa: E402
+
+MEMORY_LIMIT = 64 * 1024 * 1024
+DASHBOARD_VARIABLES = {"$job": "api", "$namespace": ".*", "$__rate_interval": "1m"}
+TRAFFIC_SECONDS = 8
+
+
+class Checks:
+    def __init__(self):
+        self.passed = self.failed = 0
+
+    def check(self, what, ok, detail=""):
+        if ok:
+            self.passed += 1
+        else:
+            self.failed += 1
+        print(f"{'ok  ' if ok else 'FAIL'} {what}" + (f": {detail}" if detail and not ok else ""))
+
+
+def memory_cgroup(name):
+    """A new memory cgroup limited to MEMORY_LIMIT (v2, else v1): its
+    cgroup.procs path, or None with the reason printed."""
+    for root, limit_file in (("/sys/fs/cgroup", "memory.max"), ("/sys/fs/cgroup/memory", "memory.limit_in_bytes")):
+        if not Path(root, limit_file).exists() and not Path(root, "cgroup.subtree_control").exists():
+            continue
+        group = Path(root, name)
+        try:
+            group.mkdir()
+            (group / limit_file).write_text(str(MEMORY_LIMIT))
+            return group
+        except OSError as error:
+            print(f"     cannot make a memory cgroup under {root}: {error}")
+            if group.exists():
+                group.rmdir()
+    return None
+
+
+def start_api(binary, port, metrics_port, group):
+    # The shell moves itself into the cgroup, then becomes the api.
+    enter = f"echo $$ > {group}/cgroup.procs && " if group else ""
+    return subprocess.Popen(
+        ["sh", "-c", f'{enter}exec "$0" "$@"', binary, "--host", "127.0.0.1", "--port", str(port),
+         "--metrics-port", str(metrics_port)],
+        stdout=subprocess.DEVNULL)
+
+
+def start_prometheus(work, metrics_port, port):
+    config = work / "prometheus.yml"
+    config.write_text(json.dumps({
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(ROOT / "deploy/monitoring/rules/*.yml")],
+        "scrape_configs": [{"job_name": "api", "static_configs": [{"targets": [f"127.0.0.1:{metrics_port}"]}]}],
+    }))
+    return subprocess.Popen(
+        ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={work / 'data'}",
+         f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL, stderr=open(work / "prometheus.log", "w"))
+
+
+def send_traffic(port, seconds):
+    """Every route and every client error, a few times a second, bounded."""
+    requests = ([("GET", "/hello_world")] * 10 + [("GET", "/current_time?name=live")] * 5
+                + [("GET", "/current_time")] * 2 + [("GET", "/nope")] * 2 + [("POST", "/hello_world")]
+                + [("GET", "/healthcheck"), ("HEAD", "/healthcheck"), ("GET", "/openapi.json"), ("GET", "/docs")])
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    sent, deadline = 0, time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for method, path in requests:
+            connection.request(method, path)
+            connection.getresponse().read()
+            sent += 1
+        time.sleep(0.1)
+    connection.close()
+    return sent
+
+
+def query(prometheus_port, promql):
+    url = f"http://127.0.0.1:{prometheus_port}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        body = json.load(answer)
+    if body["status"] != "success":
+        raise RuntimeError(body.get("error", body))
+    return body["data"]["result"]
+
+
+def wait_for_data(prometheus_port, promql, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if query(prometheus_port, promql):
+                return True
+        except (OSError, RuntimeError):
+            pass
+        time.sleep(0.5)
+    return False
+
+
+def with_bool(expr):
+    """`expr` with every comparison outside label matchers and strings made
+    a `bool` comparison: 0 or 1 for every series, instead of a filter."""
+    parts = re.split(r'(\{[^}]*\}|"(?:[^"\\]|\\.)*")', expr)
+    for i in range(0, len(parts), 2):  # even parts are outside {…} and "…"
+        parts[i] = re.sub(r"(==|!=|>=|<=|>|<)(?!\s*bool\b)", r"\1 bool", parts[i])
+    return "".join(parts)
+
+
+def dashboard_queries():
+    dashboard = json.loads((ROOT / "deploy/monitoring/dashboards/api.json").read_text())
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", []):
+            expr = target["expr"]
+            for variable, value in DASHBOARD_VARIABLES.items():
+                expr = expr.replace(variable, value)
+            yield f"{panel['title']} / {target['legendFormat'] or target['refId']}", expr
+
+
+def main(binary):
+    checks = Checks()
+    work = Path(tempfile.mkdtemp(prefix="monitoring-live-"))
+    group = memory_cgroup(f"api-live-{os.getpid()}")
+    if group is None:
+        print("SKIPPED the memory limit: no cgroup could be made, so api_memory_limit_bytes "
+              "and ApiMemoryNearLimit's signal are not checked")
+    port, metrics_port, prometheus_port = free_port(), free_port(), free_port()
+    processes = []
+    try:
+        api = start_api(binary, port, metrics_port, group)
+        processes.append(api)
+        checks.check("the api starts", wait_healthy(port))
+        prometheus = start_prometheus(work, metrics_port, prometheus_port)
+        processes.append(prometheus)
+
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read()
+        lint = subprocess.run(["promtool", "check", "metrics"], input=metrics, capture_output=True)
+        checks.check("promtool check metrics accepts the live /metrics", lint.returncode == 0,
+                     (lint.stdout + lint.stderr).decode().strip())
+        if group is not None:
+            checks.check("api_memory_limit_bytes is the cgroup's 64 MiB",
+                         f"\napi_memory_limit_bytes {MEMORY_LIMIT}\n".encode() in metrics)
+
+        began = time.monotonic()
+        sent = send_traffic(port, TRAFFIC_SECONDS)
+        print(f"     sent {sent} requests in {time.monotonic() - began:.1f} s")
+        checks.check("Prometheus scrapes the api",
+                     wait_for_data(prometheus_port, 'up{job="api"} == 1'))
+        checks.check("recording rules have data",
+                     wait_for_data(prometheus_port, "namespace_job:http_requests_errors:ratio_rate5m"))
+        time.sleep(2)  # every group evaluated at least once more
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{prometheus_port}/api/v1/rules", timeout=10) as answer:
+            groups = json.load(answer)["data"]["groups"]
+        rules = [rule for group_ in groups for rule in group_["rules"]]
+        checks.check(f"Prometheus loaded the rule files ({len(rules)} rules in {len(groups)} groups)", len(rules) > 0)
+        for rule in rules:
+            name = rule["name"]
+            checks.check(f"rule {name}: health ok", rule["health"] == "ok", rule.get("lastError", ""))
+            if rule["type"] == "recording":
+                checks.check(f"recording rule {name} returns data", bool(query(prometheus_port, name)))
+            elif "absent(" in rule["query"]:
+                print(f"     alert {name}: absent() has no signal to return (excepted)")
+            elif name == "ApiMemoryNearLimit" and group is None:
+                print(f"SKIPPED alert {name}: no memory limit (see above)")
+            else:
+                signal = with_bool(rule["query"])
+                checks.check(f"alert {name}: its signal returns data", bool(query(prometheus_port, signal)), signal)
+        for title, expr in dashboard_queries():
+            try:
+                result = query(prometheus_port, expr)
+                checks.check(f"dashboard {title}: returns data", bool(result), expr)
+            except RuntimeError as error:
+                checks.check(f"dashboard {title}: returns data", False, f"{error}: {expr}")
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(10)
+        if group is not None:
+            group.rmdir()
+    print(f"\n{checks.passed} passed, {checks.failed} failed")
+    return 1 if checks.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
