@@ -1,0 +1,34 @@
+output "repository_url" {
+  description = "Push here: scripts/push.sh --ecr --account <id> --region <region> pushes to this repository."
+  value       = module.registry.repository_url
+}
+
+output "release_role_arn" {
+  description = "Set it as AWS_ROLE_ARN in the GitHub environment named by github_environment."
+  value       = module.registry.release_role_arn
+}
+
+output "oidc_provider_arn" {
+  description = "Give it to the other environment's root when both share this account."
+  value       = module.registry.oidc_provider_arn
+}
+
+output "alb_dns_name" {
+  description = "The service's address: point a DNS record at it."
+  value       = module.service.alb_dns_name
+}
+
+output "cluster_name" {
+  description = "ECS_CLUSTER for the release workflow."
+  value       = module.service.cluster_name
+}
+
+output "service_name" {
+  description = "ECS_SERVICE for the release workflow."
+  value       = module.service.service_name
+}
+
+output "log_group" {
+  description = "The CloudWatch log group of the service."
+  value       = module.service.log_group
+}

@@ -1,0 +1,126 @@
+variable "aws_account_id" {
+  description = "The AWS account this environment lives in; the provider refuses any other."
+  type        = string
+  validation {
+    condition     = can(regex("^[0-9]{12}$", var.aws_account_id))
+    error_message = "aws_account_id must be 12 digits, e.g. 123456789012."
+  }
+}
+
+variable "aws_region" {
+  description = "The AWS region, e.g. eu-west-1."
+  type        = string
+  validation {
+    condition     = can(regex("^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]$", var.aws_region))
+    error_message = "aws_region must be a region name such as eu-west-1 or us-gov-west-1."
+  }
+}
+
+variable "environment" {
+  description = "staging or production."
+  type        = string
+  validation {
+    condition     = contains(["staging", "production"], var.environment)
+    error_message = "environment must be staging or production."
+  }
+}
+
+variable "github_repository" {
+  description = "OWNER/REPO of the GitHub repository whose release workflow deploys here."
+  type        = string
+}
+
+variable "github_environment" {
+  description = "The GitHub environment whose jobs may assume this environment's release role (release.yml: staging, and release for production)."
+  type        = string
+}
+
+variable "create_repository" {
+  description = "Create the ECR repository and, unless oidc_provider_arn is given, GitHub's OIDC provider. False for the second environment in a shared account."
+  type        = bool
+  default     = true
+}
+
+variable "oidc_provider_arn" {
+  description = "The account's existing GitHub OIDC provider; null creates one."
+  type        = string
+  default     = null
+}
+
+variable "image_tag" {
+  description = "The image the service starts with (production-<version>); releases deploy newer ones."
+  type        = string
+}
+
+variable "cpu" {
+  description = "Task CPU units."
+  type        = number
+  default     = 256
+}
+
+variable "memory" {
+  description = "Task memory, MiB."
+  type        = number
+  default     = 512
+}
+
+variable "min_capacity" {
+  description = "Fewest tasks."
+  type        = number
+}
+
+variable "max_capacity" {
+  description = "Most tasks."
+  type        = number
+}
+
+variable "vpc_id" {
+  description = "The VPC to run in."
+  type        = string
+}
+
+variable "public_subnet_ids" {
+  description = "Subnets for the load balancer (two zones or more)."
+  type        = list(string)
+}
+
+variable "private_subnet_ids" {
+  description = "Subnets for the tasks."
+  type        = list(string)
+}
+
+variable "certificate_arn" {
+  description = "ACM certificate for HTTPS; null needs allow_plain_http."
+  type        = string
+  default     = null
+}
+
+variable "allow_plain_http" {
+  description = "Serve plain HTTP when there is no certificate."
+  type        = bool
+  default     = false
+}
+
+variable "metrics_cidr_blocks" {
+  description = "Networks allowed to scrape port 9000."
+  type        = list(string)
+  default     = []
+}
+
+variable "metrics_security_group_ids" {
+  description = "Security groups allowed to scrape port 9000."
+  type        = list(string)
+  default     = []
+}
+
+variable "deletion_protection" {
+  description = "Protect the load balancer from deletion."
+  type        = bool
+  default     = true
+}
+
+variable "log_retention_days" {
+  description = "Days to keep the service's logs."
+  type        = number
+  default     = 365
+}

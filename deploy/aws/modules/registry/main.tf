@@ -1,0 +1,61 @@
+# The image repository that scripts/push.sh and the release workflow push
+# to: tags never change once pushed (the Kubernetes manifests and ECS task
+# definitions name images by tag), every image is scanned on push, and old
+# images expire so that the repository does not grow forever.
+
+data "aws_caller_identity" "current" {}
+data "aws_region" "current" {}
+data "aws_partition" "current" {}
+
+locals {
+  repository_arn = "arn:${data.aws_partition.current.partition}:ecr:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:repository/${var.name}"
+  repository_url = "${data.aws_caller_identity.current.account_id}.dkr.ecr.${data.aws_region.current.name}.amazonaws.com/${var.name}"
+}
+
+resource "aws_ecr_repository" "this" {
+  count = var.create_repository ? 1 : 0
+
+  name                 = var.name
+  image_tag_mutability = "IMMUTABLE"
+
+  image_scanning_configuration {
+    scan_on_push = true
+  }
+
+  encryption_configuration {
+    encryption_type = "KMS"
+    kms_key         = var.kms_key_arn
+  }
+}
+
+resource "aws_ecr_lifecycle_policy" "this" {
+  count = var.create_repository ? 1 : 0
+
+  repository = aws_ecr_repository.this[0].name
+  policy = jsonencode({
+    rules = concat(
+      [{
+        rulePriority = 1
+        description  = "Untagged images expire after ${var.untagged_expiry_days} days"
+        selection = {
+          tagStatus   = "untagged"
+          countType   = "sinceImagePushed"
+          countUnit   = "days"
+          countNumber = var.untagged_expiry_days
+        }
+        action = { type = "expire" }
+      }],
+      [for i, prefix in ["staging-", "production-"] : {
+        rulePriority = i + 2
+        description  = "Keep the last ${var.images_to_keep} ${prefix}* images"
+        selection = {
+          tagStatus     = "tagged"
+          tagPrefixList = [prefix]
+          countType     = "imageCountMoreThan"
+          countNumber   = var.images_to_keep
+        }
+        action = { type = "expire" }
+      }],
+    )
+  })
+}

@@ -1,0 +1,19 @@
+output "repository_url" {
+  description = "Where images are pushed: scripts/push.sh --ecr pushes here (<account>.dkr.ecr.<region>.amazonaws.com/api)."
+  value       = local.repository_url
+}
+
+output "repository_arn" {
+  description = "ARN of the repository."
+  value       = local.repository_arn
+}
+
+output "release_role_arn" {
+  description = "The role for the release workflow: the GitHub environment's AWS_ROLE_ARN variable."
+  value       = aws_iam_role.release.arn
+}
+
+output "oidc_provider_arn" {
+  description = "The GitHub OIDC provider the role trusts: pass it to another root in the same account (oidc_provider_arn)."
+  value       = local.oidc_provider_arn
+}

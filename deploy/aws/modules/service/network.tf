@@ -1,0 +1,78 @@
+# Who may talk to whom: the internet reaches the ALB on 443 (and 80, which
+# redirects); only the ALB reaches the tasks' API port; the metrics port is
+# open only to the scrapers named in the variables, never to the ALB.
+
+resource "aws_security_group" "alb" {
+  name        = "${var.name}-${var.environment}-alb"
+  description = "The api's load balancer: HTTPS (and HTTP, redirected) from anywhere"
+  vpc_id      = var.vpc_id
+}
+
+resource "aws_vpc_security_group_ingress_rule" "alb" {
+  for_each = {
+    for rule in setproduct(local.https ? [443, 80] : [80], ["0.0.0.0/0", "::/0"]) :
+    "${rule[0]}-${rule[1]}" => { port = rule[0], cidr = rule[1] }
+  }
+  security_group_id = aws_security_group.alb.id
+  description       = each.value.port == 443 ? "HTTPS from anywhere" : (local.https ? "HTTP from anywhere, redirected to HTTPS" : "Plain HTTP from anywhere (allow_plain_http)")
+  ip_protocol       = "tcp"
+  from_port         = each.value.port
+  to_port           = each.value.port
+  cidr_ipv4         = strcontains(each.value.cidr, ":") ? null : each.value.cidr
+  cidr_ipv6         = strcontains(each.value.cidr, ":") ? each.value.cidr : null
+}
+
+resource "aws_vpc_security_group_egress_rule" "alb_to_tasks" {
+  security_group_id            = aws_security_group.alb.id
+  description                  = "To the tasks' API port"
+  ip_protocol                  = "tcp"
+  from_port                    = 8000
+  to_port                      = 8000
+  referenced_security_group_id = aws_security_group.tasks.id
+}
+
+resource "aws_security_group" "tasks" {
+  name        = "${var.name}-${var.environment}-tasks"
+  description = "The api's tasks: the API port from the ALB, metrics from the scrapers"
+  vpc_id      = var.vpc_id
+}
+
+resource "aws_vpc_security_group_ingress_rule" "api_from_alb" {
+  security_group_id            = aws_security_group.tasks.id
+  description                  = "API from the load balancer only"
+  ip_protocol                  = "tcp"
+  from_port                    = 8000
+  to_port                      = 8000
+  referenced_security_group_id = aws_security_group.alb.id
+}
+
+resource "aws_vpc_security_group_ingress_rule" "metrics_from_cidr" {
+  for_each          = toset(var.metrics_cidr_blocks)
+  security_group_id = aws_security_group.tasks.id
+  description       = "Prometheus metrics from a scraper's network"
+  ip_protocol       = "tcp"
+  from_port         = 9000
+  to_port           = 9000
+  cidr_ipv4         = each.value
+}
+
+resource "aws_vpc_security_group_ingress_rule" "metrics_from_group" {
+  for_each                     = toset(var.metrics_security_group_ids)
+  security_group_id            = aws_security_group.tasks.id
+  description                  = "Prometheus metrics from a scraper's security group"
+  ip_protocol                  = "tcp"
+  from_port                    = 9000
+  to_port                      = 9000
+  referenced_security_group_id = each.value
+}
+
+# Pulling the image and shipping logs: ECR, S3 (image layers) and
+# CloudWatch Logs, all over HTTPS.
+resource "aws_vpc_security_group_egress_rule" "tasks_https" {
+  security_group_id = aws_security_group.tasks.id
+  description       = "HTTPS to ECR, S3 and CloudWatch Logs"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+  cidr_ipv4         = "0.0.0.0/0"
+}

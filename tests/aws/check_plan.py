@@ -1,0 +1,139 @@
+"""Assertions on a root's plan (`terraform show -json`): what deploy/aws
+promises, read from what Terraform would create.
+
+    python3 tests/aws/check_plan.py PLAN.json ENVIRONMENT GITHUB_ENVIRONMENT
+
+Prints one line per check and "N passed, N failed"; exits 1 on a failure.
+"""
+
+import json
+import sys
+
+
+def resources(module):
+    """Every planned resource of a module and its children."""
+    yield from module.get("resources", [])
+    for child in module.get("child_modules", []):
+        yield from resources(child)
+
+
+class Plan:
+    def __init__(self, path):
+        self.resources = list(resources(json.load(open(path))["planned_values"]["root_module"]))
+
+    def all(self, kind):
+        return [r["values"] for r in self.resources if r["type"] == kind]
+
+    def one(self, kind):
+        found = self.all(kind)
+        if len(found) != 1:
+            raise AssertionError(f"{len(found)} {kind} planned, expected 1")
+        return found[0]
+
+
+def checks(plan, environment, github_environment):
+    """(description, test) pairs; a test returns truthy or raises."""
+    repository = lambda: plan.one("aws_ecr_repository")
+    lifecycle = lambda: json.loads(plan.one("aws_ecr_lifecycle_policy")["policy"])["rules"]
+    trust = lambda: json.loads(
+        next(r for r in plan.all("aws_iam_role") if r["name"] == f"api-release-{environment}")["assume_role_policy"])
+    task = lambda: plan.one("aws_ecs_task_definition")
+    container = lambda: json.loads(task()["container_definitions"])[0]
+    environ = lambda: {e["name"]: e["value"] for e in container()["environment"]}
+    service = lambda: plan.one("aws_ecs_service")
+    target_group = lambda: plan.one("aws_lb_target_group")
+    alb = lambda: plan.one("aws_lb")
+    listeners = lambda: {l["port"]: l for l in plan.all("aws_lb_listener")}
+    seconds = lambda text: int(text.rstrip("s"))
+
+    def trust_condition(name):
+        statement = trust()["Statement"][0]
+        return statement["Condition"]["StringEquals"][f"token.actions.githubusercontent.com:{name}"]
+
+    def ingress(port):
+        return [r for r in plan.all("aws_vpc_security_group_ingress_rule") if r["from_port"] == port]
+
+    yield "ECR: tags are immutable", lambda: repository()["image_tag_mutability"] == "IMMUTABLE"
+    yield "ECR: every image is scanned on push", lambda: repository()["image_scanning_configuration"][0]["scan_on_push"]
+    yield "ECR: images are encrypted with KMS", lambda: repository()["encryption_configuration"][0]["encryption_type"] == "KMS"
+    yield "ECR lifecycle: untagged images expire after days", lambda: any(
+        r["selection"]["tagStatus"] == "untagged" and r["selection"]["countType"] == "sinceImagePushed" for r in lifecycle())
+    yield "ECR lifecycle: the last N staging-* and production-* images are kept", lambda: sorted(
+        r["selection"]["tagPrefixList"][0] for r in lifecycle() if r["selection"].get("countType") == "imageCountMoreThan"
+    ) == ["production-", "staging-"]
+    yield "GitHub OIDC provider for token.actions.githubusercontent.com, audience sts.amazonaws.com", lambda: (
+        plan.one("aws_iam_openid_connect_provider")["url"] == "https://token.actions.githubusercontent.com"
+        and plan.one("aws_iam_openid_connect_provider")["client_id_list"] == ["sts.amazonaws.com"])
+    yield f"release role trusts repo:OWNER/REPO:environment:{github_environment} only", lambda: trust_condition(
+        "sub") == f"repo:OWNER/REPO:environment:{github_environment}"
+    yield "release role trusts the audience sts.amazonaws.com", lambda: trust_condition("aud") == "sts.amazonaws.com"
+    yield "release role: assumed with a web identity, nothing else", lambda: trust()["Statement"][0]["Action"] == (
+        "sts:AssumeRoleWithWebIdentity")
+    yield "task definition: Fargate, awsvpc, Linux on x86_64", lambda: (
+        task()["requires_compatibilities"] == ["FARGATE"] and task()["network_mode"] == "awsvpc"
+        and task()["runtime_platform"][0] == {"cpu_architecture": "X86_64", "operating_system_family": "LINUX"})
+    yield "container: the production image by tag", lambda: container()["image"].endswith(
+        ".amazonaws.com/api:production-0.1.0")
+    yield 'container: healthCheck runs ["CMD", "/usr/local/bin/api", "healthcheck"]', lambda: container()[
+        "healthCheck"]["command"] == ["CMD", "/usr/local/bin/api", "healthcheck"]
+    yield "container: read-only root filesystem, uid 65532, every capability dropped", lambda: (
+        container()["readonlyRootFilesystem"] is True and container()["user"] == "65532:65532"
+        and container()["linuxParameters"]["capabilities"]["drop"] == ["ALL"])
+    yield "container: ports 8000 and 9000", lambda: sorted(
+        p["containerPort"] for p in container()["portMappings"]) == [8000, 9000]
+    yield "container: JSON logs to CloudWatch Logs", lambda: (
+        environ()["API_LOG_FORMAT"] == "json" and container()["logConfiguration"]["logDriver"] == "awslogs")
+    yield "container: stopTimeout above the shutdown timeout, at most 120 s", lambda: seconds(
+        environ()["API_SHUTDOWN_TIMEOUT"]) < container()["stopTimeout"] <= 120
+    yield "ALB idle timeout below API_HEADER_READ_TIMEOUT", lambda: alb()["idle_timeout"] < seconds(
+        environ()["API_HEADER_READ_TIMEOUT"])
+    yield "ALB drops invalid header fields", lambda: alb()["drop_invalid_header_fields"] is True
+    yield "HTTPS listener on 443 with a TLS 1.3 policy", lambda: (
+        listeners()[443]["protocol"] == "HTTPS" and "TLS13" in listeners()[443]["ssl_policy"])
+    yield "HTTP on 80 redirects to HTTPS", lambda: listeners()[80]["default_action"][0]["redirect"][0][
+        "protocol"] == "HTTPS"
+    yield "target group: port 8000, probes GET /healthcheck, expects 200", lambda: (
+        target_group()["port"] == 8000 and target_group()["health_check"][0]["path"] == "/healthcheck"
+        and target_group()["health_check"][0]["matcher"] == "200")
+    yield "target group: deregistration delay covers the 10 s request timeout", lambda: int(target_group()[
+        "deregistration_delay"]) >= 10
+    yield "ECS service on Fargate with a health-check grace period", lambda: (
+        service()["launch_type"] == "FARGATE" and service()["health_check_grace_period_seconds"] > 0)
+    yield "ECS service: deployment circuit breaker rolls back", lambda: service()["deployment_circuit_breaker"][0] == {
+        "enable": True, "rollback": True}
+    yield "ECS service: minimum healthy 100%, maximum 200%", lambda: (
+        service()["deployment_minimum_healthy_percent"] == 100 and service()["deployment_maximum_percent"] == 200)
+    yield "ECS cluster: Container Insights on", lambda: plan.one("aws_ecs_cluster")["setting"] == [
+        {"name": "containerInsights", "value": "enabled"}]
+    yield "autoscaling: target tracking on CPU and on ALB requests per target", lambda: sorted(
+        p["target_tracking_scaling_policy_configuration"][0]["predefined_metric_specification"][0]["predefined_metric_type"]
+        for p in plan.all("aws_appautoscaling_policy")) == ["ALBRequestCountPerTarget", "ECSServiceAverageCPUUtilization"]
+    yield "autoscaling: between min and max tasks", lambda: (
+        plan.one("aws_appautoscaling_target")["min_capacity"] <= plan.one("aws_appautoscaling_target")["max_capacity"])
+    yield "tasks: port 8000 only from the ALB's security group", lambda: [
+        r.get("cidr_ipv4") for r in ingress(8000)] == [None]
+    yield "tasks: port 9000 only from the configured scrapers, never from anywhere", lambda: ingress(9000) and all(
+        r.get("cidr_ipv4") not in (None, "0.0.0.0/0") for r in ingress(9000))
+    yield "ALB: 443 and 80 open to the internet, IPv4 and IPv6", lambda: sorted(
+        (r["from_port"], r.get("cidr_ipv4") or r.get("cidr_ipv6")) for r in ingress(443) + ingress(80)) == [
+        (80, "0.0.0.0/0"), (80, "::/0"), (443, "0.0.0.0/0"), (443, "::/0")]
+    yield "log group: retention set", lambda: plan.one("aws_cloudwatch_log_group")["retention_in_days"] > 0
+
+
+def main(path, environment, github_environment):
+    plan = Plan(path)
+    passed = failed = 0
+    for description, test in checks(plan, environment, github_environment):
+        try:
+            ok = bool(test())
+            detail = ""
+        except (AssertionError, KeyError, IndexError, StopIteration, TypeError, ValueError) as error:
+            ok, detail = False, f": {error!r}"
+        passed, failed = passed + ok, failed + (not ok)
+        print(f"{'ok  ' if ok else 'FAIL'} {environment} plan: {description}{detail}")
+    print(f"\n{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:4]))
