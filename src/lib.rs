@@ -13,6 +13,7 @@ pub mod log_buffer;
 pub mod memory_limit;
 pub mod metrics;
 pub mod observe;
+pub mod paths;
 pub mod router;
 pub mod routes;
 pub mod server;

@@ -20,11 +20,17 @@ use tower::{Layer, Service};
 
 use crate::lifecycle::Lifecycle;
 use crate::metrics::{InFlight, Metrics, UNMATCHED_ROUTE};
+use crate::paths::RawPath;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Longest client-supplied request id we keep; longer ones are replaced.
 const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// The route a response that matched no route counts under (a redirect
+/// counts under the route it leads to), set by the handler that made it.
+#[derive(Clone)]
+pub struct RouteLabel(pub Arc<str>);
 
 #[derive(Clone, Default)]
 pub struct ObserveLayer {
@@ -78,7 +84,11 @@ where
             .unwrap_or_else(new_request_id);
         let route = request.extensions().get::<MatchedPath>().cloned();
         let method = request.method().clone();
-        let uri = request.uri().clone();
+        // The log shows the path as the client sent it.
+        let uri = match request.extensions().get::<RawPath>() {
+            Some(RawPath(raw)) => Uri::from(raw.clone()),
+            None => request.uri().clone(),
+        };
         let in_flight = self.metrics.as_ref().map(|metrics| metrics.in_flight());
         ObserveFuture {
             inner: self.inner.call(request),
@@ -127,10 +137,11 @@ where
         let mut response = ready!(this.inner.poll(cx))?;
         let elapsed = this.started.elapsed();
         let request = this.request.take().expect("polled after completion");
-        let route = request
-            .route
-            .as_ref()
-            .map_or(UNMATCHED_ROUTE, MatchedPath::as_str);
+        let route = match (&request.route, response.extensions().get::<RouteLabel>()) {
+            (Some(matched), _) => matched.as_str(),
+            (None, Some(RouteLabel(route))) => route,
+            (None, None) => UNMATCHED_ROUTE,
+        };
         let status = response.status();
         if let Some(metrics) = &request.metrics {
             metrics.record(&request.method, route, status, elapsed);

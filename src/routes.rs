@@ -71,8 +71,10 @@ pub async fn current_time(CurrentTimeQuery { name }: CurrentTimeQuery) -> Json<C
     })
 }
 
-/// Answers 200 while the process can serve requests, and 503 once it has
-/// been told to stop (SIGTERM), so that load balancers send it no more.
+/// Tells whether the service takes requests.
+///
+/// 200 while the process serves; 503 once it has been told to stop
+/// (SIGTERM), so that load balancers send it no more.
 #[utoipa::path(
     get,
     path = "/healthcheck",

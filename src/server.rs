@@ -6,9 +6,12 @@
 //! `connections::ConnectionLimit`. HTTP/2 is left to the load balancer in
 //! front.
 
+use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::Router;
+use axum::response::Response;
+use hyper::Request;
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -19,16 +22,22 @@ use tokio_util::sync::CancellationToken;
 use crate::config::ServerConfig;
 use crate::connections::{AcceptErrors, ConnectionLimit};
 
-/// Serves `router` on `listener`, at most `limit` connections at a time,
+/// Serves `app` on `listener`, at most `limit` connections at a time,
 /// until `stop` is cancelled; then stops accepting, lets in-flight requests
 /// finish for up to `config.shutdown_timeout`, and returns.
-pub async fn serve(
+pub async fn serve<S>(
     listener: TcpListener,
-    router: Router,
+    app: S,
     config: &ServerConfig,
     limit: ConnectionLimit,
     stop: CancellationToken,
-) {
+) where
+    S: tower::Service<Request<Incoming>, Response = Response, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(config.header_read_timeout)
@@ -61,10 +70,8 @@ pub async fn serve(
         let open = limit.open(place);
         // Our answers are small: send each as soon as it is written.
         let _ = stream.set_nodelay(true);
-        let connection = http.serve_connection(
-            TokioIo::new(stream),
-            TowerToHyperService::new(router.clone()),
-        );
+        let connection =
+            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(error) = connection.await {

@@ -327,3 +327,28 @@ async fn with_a_shutdown_delay_sigterm_first_turns_health_to_503_and_closes_conn
         "exited {took:?} after SIGTERM"
     );
 }
+
+#[tokio::test]
+async fn a_client_that_follows_redirects_gets_fastapis_answers_through_a_trailing_slash() {
+    let binary = Binary::start(&[]);
+    let greeting = get(&binary, "/current_time/?name=x").await;
+    assert_eq!(greeting.status(), 200);
+    let body: serde_json::Value = greeting.json().await.expect("JSON");
+    assert_eq!(body["message"], "Hello x");
+    // 307 keeps the method: POST follows to /hello_world and meets its 405.
+    let post = reqwest::Client::new()
+        .post(format!("{}/hello_world/", binary.address))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(post.status(), 405);
+}
+
+#[tokio::test]
+async fn the_access_log_keeps_the_path_as_sent_and_names_the_route_it_reached() {
+    let binary = Binary::start(&[]);
+    assert_eq!(get(&binary, "/hello%5Fworld").await.status(), 200);
+    let line = binary.log_line(|line| line["path"] == "/hello%5Fworld");
+    assert_eq!(line["route"], "/hello_world", "{line}");
+    assert_eq!(line["status"], 200, "{line}");
+}

@@ -124,6 +124,7 @@ async fn every_get_route_also_answers_head_without_a_body() {
         "/healthcheck",
         "/openapi.json",
         "/docs",
+        "/redoc",
     ] {
         let answer = call(test_app(), Method::HEAD, uri).await;
         assert_eq!(answer.status(), 200, "HEAD {uri}");
@@ -133,13 +134,7 @@ async fn every_get_route_also_answers_head_without_a_body() {
 
 #[tokio::test]
 async fn unknown_path_answers_404_with_fastapis_body() {
-    for uri in [
-        "/nope",
-        "/",
-        "/hello_world/",
-        "/HELLO_WORLD",
-        "/docs/nope.js",
-    ] {
+    for uri in ["/nope", "/", "/nope/", "/HELLO_WORLD", "/docs/nope.js"] {
         let answer = get(uri).await;
         assert_eq!(answer.status(), 404, "{uri}");
         assert_eq!(

@@ -1,16 +1,17 @@
 //! What every test needs: requests through the in-process app, a real server
 //! on a free port, and the compiled binary started as a user would.
 
+use std::convert::Infallible;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Once};
+use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
 use api::config::ServerConfig;
 use api::connections::ConnectionLimit;
 use api::lifecycle::Lifecycle;
 use api::metrics::Metrics;
-use api::router::{app, with_middleware};
+use api::router::{App, app, with_middleware};
 use api::server::serve;
 use api::startup::Application;
 use axum::Router;
@@ -68,19 +69,30 @@ impl Answer {
     }
 }
 
-/// Sends one request through `router` in-process.
-pub async fn call(router: Router, method: Method, uri: &str) -> Answer {
+/// Anything that answers requests in-process: the app, or a bare router.
+pub trait InProcess:
+    tower::Service<Request<Body>, Response = axum::response::Response, Error = Infallible>
+{
+}
+
+impl<S> InProcess for S where
+    S: tower::Service<Request<Body>, Response = axum::response::Response, Error = Infallible>
+{
+}
+
+/// Sends one request through `app` in-process.
+pub async fn call(app: impl InProcess, method: Method, uri: &str) -> Answer {
     init_test_log();
     let request = Request::builder()
         .method(method)
         .uri(uri)
         .body(Body::empty())
         .expect("valid request");
-    send(router, request).await
+    send(app, request).await
 }
 
-pub async fn send(router: Router, request: Request<Body>) -> Answer {
-    let response = router.oneshot(request).await.expect("infallible");
+pub async fn send(app: impl InProcess, request: Request<Body>) -> Answer {
+    let response = app.oneshot(request).await.expect("infallible");
     let (parts, body) = response.into_parts();
     let body = body
         .collect()
@@ -95,7 +107,7 @@ pub async fn send(router: Router, request: Request<Body>) -> Answer {
 }
 
 /// The real app, metrics off, not shutting down.
-pub fn test_app() -> Router {
+pub fn test_app() -> App {
     app(REQUEST_TIMEOUT, None, Lifecycle::default())
 }
 
@@ -110,7 +122,7 @@ pub async fn get(uri: &str) -> Answer {
 }
 
 /// The app with metrics, and the metrics it records to.
-pub fn app_with_metrics() -> (Router, Arc<Metrics>) {
+pub fn app_with_metrics() -> (App, Arc<Metrics>) {
     let metrics = Arc::new(Metrics::new());
     let router = app(REQUEST_TIMEOUT, Some(metrics.clone()), Lifecycle::default());
     (router, metrics)
@@ -178,6 +190,8 @@ pub struct Binary {
     pub address: String,
     /// The "serving" log line, as JSON: address, limits, version.
     pub serving: serde_json::Value,
+    /// Every log line after it, as JSON, as they arrive.
+    log: Arc<Mutex<Vec<serde_json::Value>>>,
 }
 
 impl Binary {
@@ -227,11 +241,18 @@ impl Binary {
             .as_str()
             .expect("the serving line names the address")
             .to_owned();
-        // Keep reading so that the child never blocks on a full pipe.
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                if std::env::var_os("TEST_LOG").is_some() {
-                    eprintln!("{line}");
+        // Keep reading, so that the child never blocks on a full pipe.
+        let log = Arc::new(Mutex::new(Vec::new()));
+        std::thread::spawn({
+            let log = log.clone();
+            move || {
+                for line in lines.map_while(Result::ok) {
+                    if std::env::var_os("TEST_LOG").is_some() {
+                        eprintln!("{line}");
+                    }
+                    if let Ok(line) = serde_json::from_str(&line) {
+                        log.lock().expect("not poisoned").push(line);
+                    }
                 }
             }
         });
@@ -239,6 +260,26 @@ impl Binary {
             child,
             address: format!("http://{address}"),
             serving,
+            log,
+        }
+    }
+
+    /// The first log line that `wanted` accepts, waiting up to 2 s for it
+    /// (lines are written in batches, every 100 ms).
+    pub fn log_line(&self, wanted: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        loop {
+            if let Some(line) = self
+                .log
+                .lock()
+                .expect("not poisoned")
+                .iter()
+                .find(|line| wanted(line))
+            {
+                return line.clone();
+            }
+            assert!(std::time::Instant::now() < deadline, "no such log line");
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

@@ -5,4 +5,5 @@ mod binary;
 mod contract;
 mod helpers;
 mod metrics;
+mod parity;
 mod server;

@@ -234,3 +234,21 @@ async fn past_max_connections_a_client_waits_until_one_closes_and_the_metrics_co
     let open = sample(&text, "http_connections_open").expect("open connections");
     assert!((0.0..=2.0).contains(&open), "{open} open");
 }
+
+#[tokio::test]
+async fn redirects_and_encoded_paths_count_under_their_route_never_the_raw_path() {
+    let (router, metrics) = app_with_metrics();
+    call(router.clone(), Method::GET, "/hello_world/").await;
+    call(router.clone(), Method::GET, "/hello%5Fworld").await;
+    let text = metrics.render();
+    for status in ["307", "200"] {
+        let series = format!(
+            r#"http_requests_total{{method="GET",route="/hello_world",status="{status}"}}"#
+        );
+        assert_eq!(sample(&text, &series), Some(1.0), "{series}\n{text}");
+    }
+    assert!(
+        !text.contains("%5F") && !text.contains("hello_world/"),
+        "{text}"
+    );
+}
