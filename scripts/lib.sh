@@ -129,6 +129,7 @@ check_contract() {
   check "$what: GET /openapi.json" http_matches "$base/openapi.json" 200 '"openapi":"3\.1'
   check "$what: GET /docs" http_matches "$base/docs" 200 'swagger-ui-bundle\.js'
   check "$what: GET /docs/swagger-ui-bundle.js" http_matches "$base/docs/swagger-ui-bundle.js" 200 'SwaggerUIBundle'
+  check "$what: GET /redoc" http_matches "$base/redoc" 200 'Redoc\.init\("/openapi\.json"'
 }
 
 # The version in Cargo.toml.
