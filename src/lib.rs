@@ -3,6 +3,7 @@
 //! line; everything else lives here so that tests can drive it.
 #![forbid(unsafe_code)]
 
+pub mod access_log;
 pub mod config;
 pub mod connections;
 pub mod docs;

@@ -42,7 +42,9 @@ impl Shared {
     }
 }
 
-/// The `MakeWriter` for tracing's fmt layer.
+/// The `MakeWriter` for tracing's fmt layer, and where the access log
+/// writes; clones write to the same buffer.
+#[derive(Clone)]
 pub struct LogBuffer(Arc<Shared>);
 
 /// Writes what is left and stops the writing thread when dropped: keep it

@@ -18,6 +18,7 @@ use axum::http::{HeaderName, HeaderValue, Method, Uri};
 use axum::response::Response;
 use tower::{Layer, Service};
 
+use crate::access_log::{self, AccessLine};
 use crate::lifecycle::Lifecycle;
 use crate::metrics::{InFlight, Metrics, UNMATCHED_ROUTE};
 use crate::paths::RawPath;
@@ -146,15 +147,14 @@ where
         if let Some(metrics) = &request.metrics {
             metrics.record(&request.method, route, status, elapsed);
         }
-        tracing::info!(
-            target: "api::access",
-            method = %request.method,
-            path = request.uri.path(),
+        access_log::log(&AccessLine {
+            method: request.method.as_str(),
+            path: request.uri.path(),
             route,
-            status = status.as_u16(),
-            latency_us = elapsed.as_micros() as u64,
-            request_id = request.request_id.to_str().unwrap_or_default(),
-        );
+            status: status.as_u16(),
+            latency_us: elapsed.as_micros() as u64,
+            request_id: request.request_id.to_str().unwrap_or_default(),
+        });
         let headers = response.headers_mut();
         headers.insert(REQUEST_ID, request.request_id);
         // Our JSON echoes client input (`name`): browsers must never sniff it as HTML.
