@@ -17,6 +17,7 @@ use utoipa::OpenApi;
 use utoipa_swagger_ui::{Config, SwaggerFile};
 
 use crate::error::ApiError;
+use crate::routes;
 
 pub const OPENAPI_PATH: &str = "/openapi.json";
 pub const DOCS_PATH: &str = "/docs";
@@ -34,12 +35,16 @@ pub const PATHS: [&str; 5] = [
     REDOC_PATH,
 ];
 
-/// The document's header; the paths come from the routes themselves.
+/// The OpenAPI document: its header, and the paths from the handlers'
+/// `#[utoipa::path]` attributes.
 #[derive(OpenApi)]
-#[openapi(info(
-    title = "api",
-    description = "Hello world, the current time and a health check: a Rust rewrite of a FastAPI service."
-))]
+#[openapi(
+    info(
+        title = "api",
+        description = "Hello world, the current time and a health check: a Rust rewrite of a FastAPI service."
+    ),
+    paths(routes::hello_world, routes::current_time, routes::healthcheck)
+)]
 pub struct ApiDoc;
 
 /// `/openapi.json`, `/docs`, the Swagger UI files under `/docs/`, and

@@ -128,11 +128,15 @@ impl Metrics {
         self.connections.clone()
     }
 
-    /// Counts a request as in flight until the returned guard is dropped,
-    /// which also covers requests whose client went away mid-answer.
-    pub fn in_flight(&self) -> InFlight {
+    /// A request is being answered: counted in flight until
+    /// [`request_ended`](Self::request_ended), which must follow once, even
+    /// when its client goes away mid-answer.
+    pub fn request_started(&self) {
         self.in_flight.inc();
-        InFlight(self.in_flight.clone())
+    }
+
+    pub fn request_ended(&self) {
+        self.in_flight.dec();
     }
 
     pub fn record(&self, method: &Method, route: &str, status: StatusCode, elapsed: Duration) {
@@ -157,14 +161,6 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
-    }
-}
-
-pub struct InFlight(IntGauge);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.dec();
     }
 }
 

@@ -1,27 +1,24 @@
-//! One middleware for everything we learn from a request: its id, its access
-//! log line and its metrics, plus the headers every response carries
-//! (`Connection: close` too, once the process is shutting down). One
-//! layer instead of three keeps the per-request cost to a single wrapped
-//! future (see docs/benchmarks.md).
+//! What we learn from every request and add to every response: its id, its
+//! access log line and its metrics, and the headers every response carries
+//! (`Connection: close` too, once the process is shutting down).
+//!
+//! Not a middleware layer: the app (`router.rs`) starts an [`Observed`] for
+//! each request and finishes it with the response, so that the three
+//! contract routes, answered without a router, and the others, answered by
+//! axum, are observed alike, for one `Arc` clone a request.
 
-use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
-use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request};
 use axum::http::header::{CONNECTION, X_CONTENT_TYPE_OPTIONS};
-use axum::http::{HeaderName, HeaderValue, Method, Uri};
+use axum::http::{HeaderName, HeaderValue, Method, Request, Uri};
 use axum::response::Response;
-use tower::{Layer, Service};
 
 use crate::access_log::{self, AccessLine};
 use crate::lifecycle::Lifecycle;
-use crate::metrics::{InFlight, Metrics, UNMATCHED_ROUTE};
-use crate::paths::RawPath;
+use crate::metrics::{Metrics, UNMATCHED_ROUTE};
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -33,137 +30,86 @@ const MAX_REQUEST_ID_LEN: usize = 128;
 #[derive(Clone)]
 pub struct RouteLabel(pub Arc<str>);
 
-#[derive(Clone, Default)]
-pub struct ObserveLayer {
-    metrics: Option<Arc<Metrics>>,
-    lifecycle: Lifecycle,
+/// What observation reports to, shared by every request.
+pub struct Observer {
+    pub metrics: Option<Arc<Metrics>>,
+    pub lifecycle: Lifecycle,
 }
 
-impl ObserveLayer {
-    pub fn new(metrics: Option<Arc<Metrics>>, lifecycle: Lifecycle) -> Self {
-        Self { metrics, lifecycle }
-    }
+/// One request being answered.
+pub struct Observed {
+    observer: Arc<Observer>,
+    started: Instant,
+    request_id: HeaderValue,
+    method: Method,
+    /// As the client sent it, before any decoding for routing.
+    uri: Uri,
 }
 
-impl<S> Layer<S> for ObserveLayer {
-    type Service = Observe<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        Observe {
-            inner,
-            metrics: self.metrics.clone(),
-            lifecycle: self.lifecycle.clone(),
-        }
-    }
-}
-
-#[derive(Clone)]
-pub struct Observe<S> {
-    inner: S,
-    metrics: Option<Arc<Metrics>>,
-    lifecycle: Lifecycle,
-}
-
-impl<S, B> Service<Request> for Observe<S>
-where
-    S: Service<Request, Response = Response<B>>,
-{
-    type Response = Response<B>;
-    type Error = S::Error;
-    type Future = ObserveFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request) -> Self::Future {
+impl Observed {
+    pub fn start<B>(observer: &Arc<Observer>, request: &Request<B>) -> Self {
         let request_id = request
             .headers()
             .get(&REQUEST_ID)
             .filter(|id| is_usable_request_id(id))
             .cloned()
             .unwrap_or_else(new_request_id);
-        let route = request.extensions().get::<MatchedPath>().cloned();
-        let method = request.method().clone();
-        // The log shows the path as the client sent it.
-        let uri = match request.extensions().get::<RawPath>() {
-            Some(RawPath(raw)) => Uri::from(raw.clone()),
-            None => request.uri().clone(),
-        };
-        let in_flight = self.metrics.as_ref().map(|metrics| metrics.in_flight());
-        ObserveFuture {
-            inner: self.inner.call(request),
+        if let Some(metrics) = &observer.metrics {
+            metrics.request_started();
+        }
+        Self {
+            observer: observer.clone(),
             started: Instant::now(),
-            request: Some(Observed {
-                request_id,
-                route,
-                method,
-                uri,
-                metrics: self.metrics.clone(),
-                lifecycle: self.lifecycle.clone(),
-                _in_flight: in_flight,
-            }),
+            request_id,
+            method: request.method().clone(),
+            uri: request.uri().clone(),
         }
     }
-}
 
-/// What the response is logged and counted with.
-struct Observed {
-    request_id: HeaderValue,
-    route: Option<MatchedPath>,
-    method: Method,
-    uri: Uri,
-    metrics: Option<Arc<Metrics>>,
-    lifecycle: Lifecycle,
-    _in_flight: Option<InFlight>,
-}
-
-pin_project_lite::pin_project! {
-    pub struct ObserveFuture<F> {
-        #[pin]
-        inner: F,
-        started: Instant,
-        request: Option<Observed>,
-    }
-}
-
-impl<F, B, E> Future for ObserveFuture<F>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-{
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let mut response = ready!(this.inner.poll(cx))?;
-        let elapsed = this.started.elapsed();
-        let request = this.request.take().expect("polled after completion");
-        let route = match (&request.route, response.extensions().get::<RouteLabel>()) {
-            (Some(matched), _) => matched.as_str(),
-            (None, Some(RouteLabel(route))) => route,
-            (None, None) => UNMATCHED_ROUTE,
-        };
+    /// Counts and logs the answer under `route` (the response's
+    /// [`RouteLabel`], else "unmatched", when `None`), and adds the headers
+    /// every response carries.
+    pub fn finish(self, response: &mut Response, route: Option<&str>) {
+        let elapsed = self.started.elapsed();
+        let route = route
+            .or_else(|| {
+                response
+                    .extensions()
+                    .get::<RouteLabel>()
+                    .map(|label| &*label.0)
+            })
+            .unwrap_or(UNMATCHED_ROUTE);
         let status = response.status();
-        if let Some(metrics) = &request.metrics {
-            metrics.record(&request.method, route, status, elapsed);
+        if let Some(metrics) = &self.observer.metrics {
+            metrics.record(&self.method, route, status, elapsed);
         }
         access_log::log(&AccessLine {
-            method: request.method.as_str(),
-            path: request.uri.path(),
+            method: self.method.as_str(),
+            path: self.uri.path(),
             route,
             status: status.as_u16(),
             latency_us: elapsed.as_micros() as u64,
-            request_id: request.request_id.to_str().unwrap_or_default(),
+            request_id: self.request_id.to_str().unwrap_or_default(),
         });
+        let stopping = self.observer.lifecycle.is_stopping();
         let headers = response.headers_mut();
-        headers.insert(REQUEST_ID, request.request_id);
+        headers.insert(REQUEST_ID, self.request_id.clone());
         // Our JSON echoes client input (`name`): browsers must never sniff it as HTML.
         headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-        if request.lifecycle.is_stopping() {
+        if stopping {
             // hyper closes the connection once this response is written.
             headers.insert(CONNECTION, HeaderValue::from_static("close"));
         }
-        Poll::Ready(Ok(response))
+    }
+}
+
+/// Finished or not (a client that goes away drops its request's future),
+/// the request is no longer in flight.
+impl Drop for Observed {
+    fn drop(&mut self) {
+        if let Some(metrics) = &self.observer.metrics {
+            metrics.request_ended();
+        }
     }
 }
 

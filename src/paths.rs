@@ -14,16 +14,8 @@
 //!   the browser resolves it against the URL it really used.
 
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use axum::http::uri::PathAndQuery;
 use axum::http::{Request, Uri};
-use tower::{Layer, Service};
-
-/// The path as the client sent it, kept for the access log when routing
-/// used a decoded one.
-#[derive(Clone)]
-pub struct RawPath(pub PathAndQuery);
 
 /// The route templates of the app, to tell whether a path would match one.
 pub struct Routes(matchit::Router<Arc<str>>);
@@ -95,53 +87,18 @@ pub fn decode_unreserved(path: &str) -> Option<String> {
     Some(String::from_utf8(decoded).expect("only ASCII bytes were decoded"))
 }
 
-/// Routes requests on their path with unreserved characters decoded.
-/// Wraps the router: a layer inside it would run after routing.
-#[derive(Clone, Default)]
-pub struct DecodeUnreservedLayer;
-
-impl<S> Layer<S> for DecodeUnreservedLayer {
-    type Service = DecodeUnreserved<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        DecodeUnreserved { inner }
+/// Decodes the unreserved characters of `request`'s path, if it has any
+/// encoded, so that it is routed on the decoded path. The original stays in
+/// the observer's hands for the access log.
+pub fn decode_for_routing<B>(request: &mut Request<B>) {
+    // `%` never appears in the paths of normal traffic: one byte search.
+    if !request.uri().path().contains('%') {
+        return;
     }
-}
-
-#[derive(Clone)]
-pub struct DecodeUnreserved<S> {
-    inner: S,
-}
-
-impl<S, B> Service<Request<B>> for DecodeUnreserved<S>
-where
-    S: Service<Request<B>>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        // `%` never appears in the paths of normal traffic: one byte search.
-        if request.uri().path().contains('%') {
-            rewrite(&mut request);
-        }
-        self.inner.call(request)
-    }
-}
-
-fn rewrite<B>(request: &mut Request<B>) {
     let Some(path) = decode_unreserved(request.uri().path()) else {
         return;
     };
-    let Some(raw) = request.uri().path_and_query().cloned() else {
-        return;
-    };
-    let decoded = match raw.query() {
+    let decoded = match request.uri().query() {
         Some(query) => format!("{path}?{query}"),
         None => path,
     };
@@ -152,7 +109,6 @@ fn rewrite<B>(request: &mut Request<B>) {
             .expect("decoding unreserved bytes keeps a valid path"),
     );
     *request.uri_mut() = Uri::from_parts(parts).expect("only the path changed");
-    request.extensions_mut().insert(RawPath(raw));
 }
 
 #[cfg(test)]

@@ -1,14 +1,18 @@
 //! The API's endpoints: the contract of the FastAPI original, route for route.
 //! Each handler's `#[utoipa::path]` is the source of its part of /openapi.json.
+//!
+//! The handlers are plain functions that answer at once, and [`Route`]
+//! finds them with a `match` on the path: going through axum's router cost
+//! these three routes about 4,000 instructions a request, a fifth of their
+//! cost, in route clones, boxed futures and the extensions map that carries
+//! the matched route (docs/benchmarks.md). Everything else goes through
+//! axum (`router.rs`).
 
 use std::sync::LazyLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{FromRequestParts, State};
 use axum::http::header::CONTENT_TYPE;
-use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -43,13 +47,48 @@ pub struct Health {
     pub status: &'static str,
 }
 
+/// The routes of the contract, found without a router.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    HelloWorld,
+    CurrentTime,
+    Healthcheck,
+}
+
+impl Route {
+    pub const ALL: [Route; 3] = [Route::HelloWorld, Route::CurrentTime, Route::Healthcheck];
+
+    /// The route whose path this is, if any.
+    pub fn of(path: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|route| route.path() == path)
+    }
+
+    /// Its path, as in /openapi.json, the access log and the metrics.
+    pub fn path(self) -> &'static str {
+        match self {
+            Route::HelloWorld => "/hello_world",
+            Route::CurrentTime => "/current_time",
+            Route::Healthcheck => "/healthcheck",
+        }
+    }
+
+    /// Its answer to a GET with this query.
+    pub fn answer(self, query: Option<&str>, lifecycle: &Lifecycle) -> Response {
+        match self {
+            Route::HelloWorld => hello_world(),
+            Route::CurrentTime => current_time(query),
+            Route::Healthcheck => healthcheck(lifecycle),
+        }
+    }
+}
+
 /// Greets the world.
 #[utoipa::path(
     get,
     path = "/hello_world",
     responses((status = OK, description = "Always", body = Message)),
 )]
-pub async fn hello_world() -> Response {
+pub fn hello_world() -> Response {
     static BODY: LazyLock<Vec<u8>> = LazyLock::new(|| {
         json_body(&Message {
             message: "Hello World!",
@@ -68,14 +107,20 @@ pub async fn hello_world() -> Response {
         (status = UNPROCESSABLE_ENTITY, description = "`name` is missing", body = HttpValidationError),
     ),
 )]
-pub async fn current_time(CurrentTimeQuery { name }: CurrentTimeQuery) -> Json<CurrentTime> {
+pub fn current_time(query: Option<&str>) -> Response {
+    let CurrentTimeQuery { name } = match CurrentTimeQuery::parse(query) {
+        Ok(query) => query,
+        Err(error) => return error.into_response(),
+    };
     let timestamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since_epoch| since_epoch.as_secs());
-    Json(CurrentTime {
+    let body = CurrentTime {
         timestamp,
         message: format!("Hello {name}"),
-    })
+    };
+    let json = [(CONTENT_TYPE, HeaderValue::from_static("application/json"))];
+    (json, Bytes::from(json_body(&body))).into_response()
 }
 
 /// Tells whether the service takes requests.
@@ -91,7 +136,7 @@ pub async fn current_time(CurrentTimeQuery { name }: CurrentTimeQuery) -> Json<C
             example = json!({"status": "stopping"})),
     ),
 )]
-pub async fn healthcheck(State(lifecycle): State<Lifecycle>) -> Response {
+pub fn healthcheck(lifecycle: &Lifecycle) -> Response {
     static OK: LazyLock<Vec<u8>> = LazyLock::new(|| json_body(&Health { status: "ok" }));
     static STOPPING: LazyLock<Vec<u8>> =
         LazyLock::new(|| json_body(&Health { status: "stopping" }));
@@ -102,10 +147,10 @@ pub async fn healthcheck(State(lifecycle): State<Lifecycle>) -> Response {
     }
 }
 
-/// The JSON of an answer that never changes, made once: serialising it on
-/// every request was a tenth of its cost (docs/benchmarks.md).
+/// The JSON of an answer; those that never change are made once, since
+/// serialising them on every request was a tenth of their cost.
 fn json_body(value: &impl Serialize) -> Vec<u8> {
-    serde_json::to_vec(value).expect("a constant serialises")
+    serde_json::to_vec(value).expect("our answers serialise")
 }
 
 fn json_response(status: StatusCode, body: &'static [u8]) -> Response {
@@ -115,8 +160,8 @@ fn json_response(status: StatusCode, body: &'static [u8]) -> Response {
 
 /// The query of `/current_time`, decoded as FastAPI decodes it: percent-encoded
 /// UTF-8 (invalid bytes become U+FFFD), `+` as a space, other parameters
-/// ignored, and the last `name` wins when it is repeated. axum's `Query`
-/// would reject a repeated `name` and answer a plain-text 400 instead.
+/// ignored, and the last `name` wins when it is repeated. (axum's `Query`
+/// would reject a repeated `name` with a plain-text 400.)
 #[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct CurrentTimeQuery {
@@ -124,12 +169,9 @@ pub struct CurrentTimeQuery {
     pub name: String,
 }
 
-impl<S: Sync> FromRequestParts<S> for CurrentTimeQuery {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let query = parts.uri.query().unwrap_or_default();
-        form_urlencoded::parse(query.as_bytes())
+impl CurrentTimeQuery {
+    fn parse(query: Option<&str>) -> Result<Self, ApiError> {
+        form_urlencoded::parse(query.unwrap_or_default().as_bytes())
             .filter(|(key, _)| key == "name")
             .last()
             .map(|(_, name)| Self {

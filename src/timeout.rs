@@ -12,8 +12,8 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use axum::extract::Request;
-use tokio::time::Sleep;
 use axum::response::{IntoResponse, Response};
+use tokio::time::Sleep;
 use tower::{Layer, Service};
 
 use crate::error::ApiError;

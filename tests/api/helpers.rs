@@ -11,7 +11,7 @@ use api::config::ServerConfig;
 use api::connections::ConnectionLimit;
 use api::lifecycle::Lifecycle;
 use api::metrics::Metrics;
-use api::router::{App, app, with_middleware};
+use api::router::{App, app};
 use api::server::serve;
 use api::startup::Application;
 use axum::Router;
@@ -111,9 +111,10 @@ pub fn test_app() -> App {
     app(REQUEST_TIMEOUT, None, Lifecycle::default())
 }
 
-/// Any routes behind the app's middleware, metrics off.
-pub fn behind_middleware(routes: Router, request_timeout: Duration) -> Router {
-    with_middleware(routes, request_timeout, None, Lifecycle::default())
+/// The app with `routes` for every path but the contract's, metrics off:
+/// for routes the real app doesn't have, behind the same guards.
+pub fn behind_middleware(routes: Router, request_timeout: Duration) -> App {
+    App::new(routes, request_timeout, None, Lifecycle::default())
 }
 
 /// `GET uri` through the real app, metrics off.
@@ -164,12 +165,22 @@ pub async fn spawn_app_with(config: ServerConfig) -> TestApp {
     }
 }
 
-/// Any router behind our server loop, for routes the real app doesn't have.
+/// Any app behind our server loop, for routes the real app doesn't have.
 /// Returns the base URL, the stop switch and the server's task.
-pub async fn spawn_router(
-    router: Router,
+pub async fn spawn_router<S>(
+    router: S,
     config: ServerConfig,
-) -> (String, CancellationToken, tokio::task::JoinHandle<()>) {
+) -> (String, CancellationToken, tokio::task::JoinHandle<()>)
+where
+    S: tower::Service<
+            Request<hyper::body::Incoming>,
+            Response = axum::response::Response,
+            Error = Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
     init_test_log();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
     let address = format!("http://{}", listener.local_addr().expect("bound"));
