@@ -127,7 +127,7 @@ def image_size():
 
 def svg_chart(rows):
     """A horizontal bar chart of /hello_world throughput, as SVG."""
-    width, bar_height, left = 640, 28, 190
+    width, bar_height, left = 720, 28, 250
     most = max(row["hello_rps"] for row in rows)
     bars = []
     for i, row in enumerate(rows):
@@ -159,7 +159,9 @@ def main():
     args = parser.parse_args()
 
     api = str(ROOT / "target/release/api")
+    api_static = str(ROOT / "target/api-static")
     floor = str(ROOT / "target/release/examples/floor")
+    peers = ROOT / "target/peers"
     uvicorn = str(Path(args.fastapi_venv) / "bin/uvicorn")
     # --max-connections above the default 2048, for the 10,000-connection figure.
     api_args = ["--host", "127.0.0.1", "--port", "{port}", "--metrics-port", "{port2}", "--max-connections", "10100"]
@@ -168,12 +170,17 @@ def main():
         Server("floor, second copy", [floor, "{port}"], current_time=False),
         Server("api", [api] + api_args),
         Server("api, metrics off", [api, "--disable-metrics"] + api_args),
+        Server("api, static (as in the image)", [api_static] + api_args),
+        Server("axum, plain", [str(peers / "release/peer-axum"), "{port}"], current_time=False),
+        Server("actix-web, 1 worker", [str(peers / "release/peer-actix"), "{port}"], current_time=False),
+        Server("Go net/http", [str(peers / "peer-go"), "{port}"], current_time=False),
         Server("FastAPI original", [uvicorn, "app:app", "--app-dir", str(ROOT / "bench/fastapi"),
                                     "--host", "127.0.0.1", "--port", "{port}", "--workers", "1"],
                many_connections=False),
     ]
-    floor_server, control, ours, ours_no_metrics, fastapi = servers
-    colors = {floor_server: "#888", control: "#bbb", ours: "#c0392b", ours_no_metrics: "#e6a09a", fastapi: "#2c7fb8"}
+    floor_server, control, ours, ours_no_metrics, ours_static, axum, actix, go, fastapi = servers
+    colors = {floor_server: "#888", control: "#bbb", ours: "#c0392b", ours_no_metrics: "#e6a09a",
+              ours_static: "#d35400", axum: "#6c5b7b", actix: "#355c7d", go: "#00a8b5", fastapi: "#2c7fb8"}
 
     print("starting servers", file=sys.stderr)
     for server in servers:
@@ -237,6 +244,7 @@ def main():
     errors = [f"- {row['name']}: {', '.join(row['errors'])}" for row in rows if row["errors"]]
     by_name = {row["name"]: row for row in rows}
     ours_row, fastapi_row, control_row = by_name["api"], by_name["FastAPI original"], by_name["floor, second copy"]
+    peer_rows = [by_name[name] for name in ("axum, plain", "actix-web, 1 worker", "Go net/http")]
 
     output = Path(args.output)
     (output / "benchmarks.svg").write_text(svg_chart(rows))
@@ -259,6 +267,16 @@ is how far apart two identical servers measure on this machine.
 
 {chr(10).join(table)}
 
+Against what users would pick instead, on the same core: {", ".join(
+    f"{row['name']} {row['rps_ratio']:.2f}×" for row in peer_rows)} the floor (the api: {ours_row['rps_ratio']:.2f}×).
+The peers carry nothing but their route: no access log, request ids,
+metrics, timeouts, connection limit or FastAPI-shaped errors, all of which
+the api does on every request. The axum peer is a `Router` with one JSON
+route served by `axum::serve`; actix-web runs one worker (one core, like
+the others); Go is `net/http` with `encoding/json`, GOMAXPROCS following the
+one-core affinity. The static api is the binary of the production image
+(glibc linked in), the plain one what `cargo run --release` builds.
+
 Metrics cost: `api` vs `api, metrics off`, paired in the same rounds:
 {ours_row['rps_ratio'] / by_name['api, metrics off']['rps_ratio']:.3f}× the throughput.
 {"Errors reported by wrk:" + chr(10) + chr(10).join(errors) if errors else "wrk reported no errors and no non-2xx answers."}
@@ -279,9 +297,9 @@ Metrics cost: `api` vs `api, metrics off`, paired in the same rounds:
   `--max-connections 10100` (its default, 2048, would keep the rest waiting in the backlog).
   FastAPI is measured at 1,000 only: uvicorn closes idle connections after 5 s, before 10,000 are open.
 - Startup: from exec to the first 200 on /healthcheck, median of {args.starts} starts.
-- Sizes: api binary {os.path.getsize(api) / 1e6:.1f} MB, floor {os.path.getsize(floor) / 1e6:.1f} MB;
+- Sizes: api binary {os.path.getsize(api) / 1e6:.1f} MB (static: {os.path.getsize(api_static) / 1e6:.1f} MB), floor {os.path.getsize(floor) / 1e6:.1f} MB;
   production image {image_size()}.
-- Versions: {version(['rustc', '--version'])}; {version([str(Path(args.fastapi_venv) / 'bin/python'), '-c', 'import fastapi, uvicorn, sys; print(f"fastapi {fastapi.__version__}, uvicorn {uvicorn.__version__}, Python {sys.version.split()[0]}")'])}; {version(['sh', '-c', 'wrk --version 2>&1'])}.
+- Versions: {version(['rustc', '--version'])}; {version(['go', 'version'])}; {version([str(Path(args.fastapi_venv) / 'bin/python'), '-c', 'import fastapi, uvicorn, sys; print(f"fastapi {fastapi.__version__}, uvicorn {uvicorn.__version__}, Python {sys.version.split()[0]}")'])}; {version(['sh', '-c', 'wrk --version 2>&1'])}.
 """
     page = output / "benchmarks.md"
     kept = page.read_text().partition(KEEP_BELOW)[2] if page.exists() else ""
