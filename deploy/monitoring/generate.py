@@ -154,6 +154,13 @@ def row(title, y):
     return {"type": "row", "title": title, "collapsed": False, "gridPos": {"x": 0, "y": y, "w": 24, "h": 1}, "panels": []}
 
 
+def query_variable(name, label, query, **options):
+    """A dashboard variable whose values come from a Prometheus query."""
+    return {"name": name, "label": label, "type": "query", "datasource": DATASOURCE,
+            "query": {"query": query, "refId": name}, "definition": query, "refresh": 2,
+            "current": {}, "hide": 0, **options}
+
+
 def dashboard():
     panels, y = [], 0
     panels.append(row("SLOs (30 days)", y))
@@ -243,14 +250,10 @@ def dashboard():
         "templating": {"list": [
             {"name": "datasource", "label": "Data source", "type": "datasource", "query": "prometheus",
              "current": {}, "hide": 0},
-            {"name": "job", "label": "Job", "type": "query", "datasource": DATASOURCE,
-             "query": {"query": "label_values(api_build_info, job)", "refId": "job"},
-             "definition": "label_values(api_build_info, job)", "refresh": 2, "current": {}, "hide": 0},
+            query_variable("job", "Job", "label_values(api_build_info, job)"),
             # Absent outside Kubernetes: "All" is `.*`, which matches no label too.
-            {"name": "namespace", "label": "Namespace", "type": "query", "datasource": DATASOURCE,
-             "query": {"query": 'label_values(api_build_info{job=~"$job"}, namespace)', "refId": "namespace"},
-             "definition": 'label_values(api_build_info{job=~"$job"}, namespace)', "refresh": 2,
-             "includeAll": True, "allValue": ".*", "current": {}, "hide": 0},
+            query_variable("namespace", "Namespace", 'label_values(api_build_info{job=~"$job"}, namespace)',
+                           includeAll=True, allValue=".*"),
         ]},
         "panels": [dict(p, id=i + 1) for i, p in enumerate(panels)],
     }
