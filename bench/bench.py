@@ -60,7 +60,8 @@ class Server:
 
 
 def wait_ready(port, timeout=30):
-    if not wait_healthy(port, timeout):
+    # /hello_world: the one route every server here has.
+    if not wait_healthy(port, timeout, "/hello_world"):
         raise SystemExit(f"no server answered on port {port} within {timeout} s")
 
 
@@ -296,7 +297,7 @@ Metrics cost: `api` vs `api, metrics off`, paired in the same rounds:
   one request; per connection = the difference between the two, over 9,000. The api runs with
   `--max-connections 10100` (its default, 2048, would keep the rest waiting in the backlog).
   FastAPI is measured at 1,000 only: uvicorn closes idle connections after 5 s, before 10,000 are open.
-- Startup: from exec to the first 200 on /healthcheck, median of {args.starts} starts.
+- Startup: from exec to the first 200 on /hello_world, median of {args.starts} starts.
 - Sizes: api binary {os.path.getsize(api) / 1e6:.1f} MB (static: {os.path.getsize(api_static) / 1e6:.1f} MB), floor {os.path.getsize(floor) / 1e6:.1f} MB;
   production image {image_size()}.
 - Versions: {version(['rustc', '--version'])}; {version(['go', 'version'])}; {version([str(Path(args.fastapi_venv) / 'bin/python'), '-c', 'import fastapi, uvicorn, sys; print(f"fastapi {fastapi.__version__}, uvicorn {uvicorn.__version__}, Python {sys.version.split()[0]}")'])}; {version(['sh', '-c', 'wrk --version 2>&1'])}.

@@ -27,11 +27,11 @@ def http_status(port, path="/healthcheck", timeout=1.0):
         return None
 
 
-def wait_healthy(port, timeout=10.0):
-    """Waits until GET /healthcheck answers 200; polls every 0.5 ms, so
-    that startup times can be measured with it."""
+def wait_healthy(port, timeout=10.0, path="/healthcheck"):
+    """Waits until GET `path` answers 200; polls every 0.5 ms, so that
+    startup times can be measured with it."""
     deadline = time.monotonic() + timeout
-    while http_status(port) != 200:
+    while http_status(port, path) != 200:
         if time.monotonic() > deadline:
             return False
         time.sleep(0.0005)
