@@ -17,7 +17,9 @@ use utoipa::OpenApi;
 use utoipa_swagger_ui::{Config, SwaggerFile};
 
 use crate::error::ApiError;
-use crate::routes;
+// Named here without their module: given as `routes::...`, utoipa would
+// tag every operation "routes"; FastAPI's have no tag ("default").
+use crate::routes::{__path_current_time, __path_healthcheck, __path_hello_world};
 
 pub const OPENAPI_PATH: &str = "/openapi.json";
 pub const DOCS_PATH: &str = "/docs";
@@ -43,9 +45,28 @@ pub const PATHS: [&str; 5] = [
         title = "api",
         description = "Hello world, the current time and a health check: a Rust rewrite of a FastAPI service."
     ),
-    paths(routes::hello_world, routes::current_time, routes::healthcheck)
+    paths(hello_world, current_time, healthcheck)
 )]
 pub struct ApiDoc;
+
+impl ApiDoc {
+    /// The document as served: operations without a tag carry no `tags`
+    /// key, as in FastAPI's document (utoipa's derive writes `"tags": []`).
+    pub fn document() -> utoipa::openapi::OpenApi {
+        let mut document = Self::openapi();
+        for operation in document
+            .paths
+            .paths
+            .values_mut()
+            .filter_map(|item| item.get.as_mut())
+        {
+            if operation.tags.as_ref().is_some_and(Vec::is_empty) {
+                operation.tags = None;
+            }
+        }
+        document
+    }
+}
 
 /// `/openapi.json`, `/docs`, the Swagger UI files under `/docs/`, and
 /// `/redoc`. None of them is in the OpenAPI document, as in FastAPI.

@@ -28,7 +28,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::future::RouteFuture;
 use tower::{Service, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
-use utoipa::OpenApi;
 
 use crate::docs::{self, ApiDoc};
 use crate::error::ApiError;
@@ -41,7 +40,7 @@ use crate::timeout::RequestTimeoutLayer;
 
 /// The API: its routes, /openapi.json, /docs and /redoc.
 pub fn app(request_timeout: Duration, metrics: Option<Arc<Metrics>>, lifecycle: Lifecycle) -> App {
-    let openapi = ApiDoc::openapi();
+    let openapi = ApiDoc::document();
     let templates = openapi
         .paths
         .paths

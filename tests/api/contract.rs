@@ -203,6 +203,10 @@ async fn openapi_json_is_an_openapi_3_1_document_of_every_route() {
     let mut routes: Vec<_> = paths.keys().map(String::as_str).collect();
     routes.sort_unstable();
     assert_eq!(routes, ["/current_time", "/healthcheck", "/hello_world"]);
+    for (path, item) in paths {
+        // Untagged, as in FastAPI: Swagger UI lists them under "default".
+        assert!(item["get"].get("tags").is_none(), "{path} is tagged");
+    }
 
     let name = &document["paths"]["/current_time"]["get"]["parameters"][0];
     assert_eq!(name["name"], "name");
