@@ -87,6 +87,14 @@ pub fn decode_unreserved(path: &str) -> Option<String> {
     Some(String::from_utf8(decoded).expect("only ASCII bytes were decoded"))
 }
 
+/// `path`, followed by `?query` when there is one.
+pub fn with_query(path: String, query: Option<&str>) -> String {
+    match query {
+        Some(query) => format!("{path}?{query}"),
+        None => path,
+    }
+}
+
 /// Decodes the unreserved characters of `request`'s path, if it has any
 /// encoded, so that it is routed on the decoded path. The original stays in
 /// the observer's hands for the access log.
@@ -98,10 +106,7 @@ pub fn decode_for_routing<B>(request: &mut Request<B>) {
     let Some(path) = decode_unreserved(request.uri().path()) else {
         return;
     };
-    let decoded = match request.uri().query() {
-        Some(query) => format!("{path}?{query}"),
-        None => path,
-    };
+    let decoded = with_query(path, request.uri().query());
     let mut parts = request.uri().clone().into_parts();
     parts.path_and_query = Some(
         decoded

@@ -63,10 +63,7 @@ fn redirect_or_not_found(routes: &Routes, uri: &Uri) -> Response {
     let Some((path, route)) = routes.trailing_slash_redirect(uri.path()) else {
         return ApiError::NotFound.into_response();
     };
-    let location = match uri.query() {
-        Some(query) => format!("{path}?{query}"),
-        None => path,
-    };
+    let location = paths::with_query(path, uri.query());
     let mut response = (
         StatusCode::TEMPORARY_REDIRECT,
         [(LOCATION, location), (CONTENT_LENGTH, "0".to_owned())],
