@@ -112,13 +112,24 @@ pub enum LogFormat {
     Json,
 }
 
+/// Where `api healthcheck` looks and for how long.
+///
+/// Without `--url` it probes the server that runs beside it: the `api`
+/// process in the same PID namespace (a container's), whose command line it
+/// reads, so that `docker run api:production --port 9090` is probed on
+/// 9090; failing that, the settings in its own environment (`PORT`,
+/// `API_METRICS_PORT`, ...), which a container shares with its server.
 #[derive(Debug, Clone, Args)]
 pub struct HealthcheckConfig {
-    /// Port of the server to probe on 127.0.0.1.
-    #[arg(long, env = "PORT", default_value_t = 8000)]
-    pub port: u16,
+    /// Probe readiness instead: `/healthcheck` on the API port, which
+    /// answers 503 once the server is stopping and, like every API
+    /// request, waits behind `--max-connections`. The default probes
+    /// liveness: `/livez` on the metrics port, which does neither, so a
+    /// busy or draining server is never reported dead.
+    #[arg(long, conflicts_with = "url")]
+    pub readiness: bool,
 
-    /// Full URL to probe instead, e.g. http://10.0.0.7:8000/healthcheck.
+    /// Full URL to probe instead, e.g. http://10.0.0.7:9000/livez.
     #[arg(long, env = "API_HEALTHCHECK_URL")]
     pub url: Option<String>,
 

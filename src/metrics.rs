@@ -30,6 +30,11 @@ const LATENCY_BUCKETS: &[f64] = &[
 /// any client create new series.
 pub const UNMATCHED_ROUTE: &str = "unmatched";
 
+/// The statuses whose series exist from the start, for every route: a
+/// success, and the two server-side failures the availability SLO counts
+/// (a panic's 500, the request timeout's 408).
+const INITIALIZED_STATUSES: [&str; 3] = ["200", "408", "500"];
+
 pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
@@ -121,6 +126,18 @@ impl Metrics {
         }
     }
 
+    /// Creates, at zero, the series of every route that the SLOs read: a
+    /// counter that first appears at 3 is read by `rate()` as no increase,
+    /// so a new instance's first burst of errors would go unseen.
+    pub fn initialize_routes<'a>(&self, routes: impl IntoIterator<Item = &'a str>) {
+        for route in routes {
+            for status in INITIALIZED_STATUSES {
+                self.requests.with_label_values(&["GET", route, status]);
+            }
+            self.duration.with_label_values(&[route]);
+        }
+    }
+
     /// What the API server's connection limit reports, once it is known.
     pub fn connections(&self, limit: usize) -> ConnectionMetrics {
         self.connections_limit
@@ -181,16 +198,28 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
-/// `GET /metrics`, for the metrics port.
+/// The metrics port's routes: `GET /metrics`, and `GET /livez`, the
+/// liveness probe. Liveness lives here, not on the API port, because this
+/// port is never behind `--max-connections` with the API's clients and
+/// stays open until the API has drained: a busy or stopping server still
+/// answers it, so it is restarted only when the process itself is stuck.
 pub fn routes(metrics: std::sync::Arc<Metrics>) -> Router {
-    Router::new().route(
-        "/metrics",
-        get(move || async move {
-            (
-                StatusCode::OK,
-                [(CONTENT_TYPE, prometheus::TEXT_FORMAT)],
-                metrics.render(),
-            )
-        }),
-    )
+    Router::new()
+        .route(
+            "/metrics",
+            get(move || async move {
+                (
+                    StatusCode::OK,
+                    [(CONTENT_TYPE, prometheus::TEXT_FORMAT)],
+                    metrics.render(),
+                )
+            }),
+        )
+        .route(
+            LIVENESS_PATH,
+            get(|| async { ([(CONTENT_TYPE, "application/json")], r#"{"status":"ok"}"#) }),
+        )
 }
+
+/// The liveness probe's path on the metrics port.
+pub const LIVENESS_PATH: &str = "/livez";

@@ -48,6 +48,10 @@ pub fn app(request_timeout: Duration, metrics: Option<Arc<Metrics>>, lifecycle: 
         .map(String::as_str)
         .chain(docs::PATHS)
         .map(Arc::<str>::from);
+    let templates: Vec<Arc<str>> = templates.collect();
+    if let Some(metrics) = &metrics {
+        metrics.initialize_routes(templates.iter().map(|template| &**template));
+    }
     let routes = Arc::new(Routes::new(templates));
     let others = docs::routes(&openapi);
     #[cfg(feature = "panic-route")]

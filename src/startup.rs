@@ -127,6 +127,14 @@ impl Application {
             }
             stop.cancel();
         };
+        // The metrics port (scrapes, liveness) stays open until the API
+        // has drained: the drain's last errors get scraped, and liveness
+        // probes keep passing while in-flight requests finish.
+        let api_drained = CancellationToken::new();
+        let api_server = async {
+            serve(api, router, &config, limit, stop.clone()).await;
+            api_drained.cancel();
+        };
         let metrics_server = async {
             if let (Some(listener), Some(metrics)) = (metrics_listener, metrics) {
                 let limit = ConnectionLimit::new(METRICS_MAX_CONNECTIONS, None);
@@ -135,16 +143,12 @@ impl Application {
                     metrics::routes(metrics),
                     &config,
                     limit,
-                    stop.clone(),
+                    api_drained.clone(),
                 )
                 .await;
             }
         };
-        tokio::join!(
-            stopper,
-            serve(api, router, &config, limit, stop.clone()),
-            metrics_server
-        );
+        tokio::join!(stopper, api_server, metrics_server);
         tracing::info!("stopped");
     }
 }

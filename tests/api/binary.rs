@@ -162,26 +162,27 @@ fn version_prints_the_crate_version_and_revision() {
 #[test]
 fn healthcheck_exits_0_against_a_live_server() {
     let binary = Binary::start(&[]);
-    let (code, output) = run_binary(&["healthcheck", "--port", &binary.port()]);
-    assert_eq!(code, 0, "{output}");
-    assert!(output.starts_with("healthy: "), "{output}");
-    let url = format!("{}/healthcheck", binary.address);
-    let (code, _) = run_binary(&["healthcheck", "--url", &url]);
-    assert_eq!(code, 0);
+    for url in [
+        format!("{}/livez", binary.metrics_address()),
+        format!("{}/healthcheck", binary.address),
+    ] {
+        let (code, output) = run_binary(&["healthcheck", "--url", &url]);
+        assert_eq!(code, 0, "{output}");
+        assert_eq!(output, format!("healthy: {url}: HTTP/1.1 200 OK\n"));
+    }
 }
 
 #[test]
 fn healthcheck_exits_1_with_a_reason_against_a_dead_port_or_a_failing_url() {
     let binary = Binary::start(&[]);
-    let dead_port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
-        listener.local_addr().expect("bound").port().to_string()
-    };
+    let dead_port = free_port();
     let started = Instant::now();
-    let (code, output) = run_binary(&["healthcheck", "--port", &dead_port]);
+    let dead = format!("http://127.0.0.1:{dead_port}/livez");
+    let (code, output) = run_binary(&["healthcheck", "--url", &dead]);
     assert_eq!(code, 1);
     assert!(
-        output.starts_with("unhealthy: ") && output.trim().lines().count() == 1,
+        output.starts_with(&format!("unhealthy: {dead}: cannot connect"))
+            && output.trim().lines().count() == 1,
         "{output}"
     );
     assert!(started.elapsed() < Duration::from_secs(3));
@@ -195,9 +196,10 @@ fn healthcheck_exits_1_with_a_reason_against_a_dead_port_or_a_failing_url() {
 #[test]
 fn healthcheck_times_out_against_a_server_that_never_answers() {
     let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
-    let port = silent.local_addr().expect("bound").port().to_string();
+    let port = silent.local_addr().expect("bound").port();
+    let url = format!("http://127.0.0.1:{port}/livez");
     let started = Instant::now();
-    let (code, output) = run_binary(&["healthcheck", "--port", &port, "--timeout", "300ms"]);
+    let (code, output) = run_binary(&["healthcheck", "--url", &url, "--timeout", "300ms"]);
     assert_eq!(code, 1);
     assert!(
         output.contains("no answer") || output.contains("timed out"),
@@ -208,6 +210,66 @@ fn healthcheck_times_out_against_a_server_that_never_answers() {
         "{:?}",
         started.elapsed()
     );
+}
+
+/// Runs `script` with `sh` in new namespaces (`unshare` options; `-r` maps
+/// the user to root in a user namespace, so no privilege is needed) and
+/// returns its exit code and output.
+fn in_namespaces(unshare: &[&str], script: &str) -> (i32, String) {
+    let output = std::process::Command::new("unshare")
+        .args(unshare)
+        .args(["sh", "-c", script, env!("CARGO_BIN_EXE_api")])
+        .env_remove("PORT")
+        .env_remove("API_METRICS_PORT")
+        .output()
+        .expect("unshare runs");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn healthcheck_tries_every_address_a_name_resolves_to() {
+    // A pod's /etc/hosts often lists `::1 localhost` first; the server
+    // listens on IPv4 only. The probe must go on to 127.0.0.1.
+    let binary = Binary::start(&[]);
+    let hosts = std::env::temp_dir().join(format!("api-test-hosts-{}", std::process::id()));
+    std::fs::write(&hosts, "::1 localhost\n127.0.0.1 localhost\n").expect("written");
+    let url = format!("http://localhost:{}/healthcheck", binary.port());
+    let script = format!(
+        r#"mount --bind {} /etc/hosts && exec "$0" healthcheck --url {url}"#,
+        hosts.display()
+    );
+    let (code, output) = in_namespaces(&["-r", "-m"], &script);
+    let _ = std::fs::remove_file(&hosts);
+    assert_eq!(code, 0, "{output}");
+    assert!(output.starts_with(&format!("healthy: {url}")), "{output}");
+}
+
+#[test]
+fn healthcheck_without_a_url_probes_the_server_beside_it_on_the_ports_it_was_given() {
+    // As in `docker run api:production --port P`: the image's HEALTHCHECK
+    // runs `api healthcheck` with no arguments, in the server's PID namespace.
+    let (port, metrics_port) = (free_port(), free_port());
+    let script = format!(
+        r#""$0" --host 127.0.0.1 --port {port} --metrics-port {metrics_port} >/dev/null &
+        for _ in $(seq 50); do "$0" healthcheck --readiness >/dev/null && break; sleep 0.1; done
+        "$0" healthcheck && "$0" healthcheck --readiness"#
+    );
+    let (code, output) = in_namespaces(&["-r", "-p", "-f", "--mount-proc"], &script);
+    assert_eq!(code, 0, "{output}");
+    assert_eq!(
+        output,
+        format!(
+            "healthy: http://127.0.0.1:{metrics_port}/livez: HTTP/1.1 200 OK\n\
+             healthy: http://127.0.0.1:{port}/healthcheck: HTTP/1.1 200 OK\n"
+        )
+    );
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+    listener.local_addr().expect("bound").port()
 }
 
 #[test]
@@ -315,6 +377,12 @@ async fn with_a_shutdown_delay_sigterm_first_turns_health_to_503_and_closes_conn
         .expect("still serving during the delay");
     assert_eq!(hello.status(), 200);
     assert_eq!(hello.headers()["connection"], "close");
+    let live = client
+        .get(format!("{}/livez", binary.metrics_address()))
+        .send()
+        .await
+        .expect("the metrics port stays open");
+    assert_eq!(live.status(), 200, "a stopping server is alive");
 
     let status = tokio::task::spawn_blocking(move || binary.child.wait())
         .await

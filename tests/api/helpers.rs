@@ -294,6 +294,14 @@ impl Binary {
         }
     }
 
+    /// `http://127.0.0.1:<metrics port>`, from the "serving" line.
+    pub fn metrics_address(&self) -> String {
+        let address = self.serving["metrics"]
+            .as_str()
+            .expect("the serving line names the metrics address");
+        format!("http://{address}")
+    }
+
     pub fn port(&self) -> String {
         self.address
             .rsplit(':')

@@ -164,6 +164,42 @@ async fn metrics_are_served_on_their_own_port_not_the_api_port() {
     );
 }
 
+#[tokio::test]
+async fn before_any_request_every_route_has_its_slo_series_at_zero() {
+    // `rate()` needs a series to exist before it grows: one that first
+    // appears at 3 hides a new instance's first errors.
+    let app = spawn_app().await;
+    let text = reqwest::get(format!("{}/metrics", app.metrics_address))
+        .await
+        .expect("answers")
+        .text()
+        .await
+        .expect("text");
+    for route in ["/hello_world", "/current_time", "/healthcheck", "/docs"] {
+        for status in ["200", "408", "500"] {
+            let series =
+                format!(r#"http_requests_total{{method="GET",route="{route}",status="{status}"}}"#);
+            assert_eq!(sample(&text, &series), Some(0.0), "{series} in\n{text}");
+        }
+        let count = format!(r#"http_request_duration_seconds_count{{route="{route}"}}"#);
+        assert_eq!(sample(&text, &count), Some(0.0), "{count} in\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn liveness_is_answered_on_the_metrics_port_only() {
+    let app = spawn_app().await;
+    let live = reqwest::get(format!("{}/livez", app.metrics_address))
+        .await
+        .expect("answers");
+    assert_eq!(live.status(), 200);
+    assert_eq!(live.text().await.expect("body"), r#"{"status":"ok"}"#);
+    let on_api_port = reqwest::get(format!("{}/livez", app.address))
+        .await
+        .expect("answers");
+    assert_eq!(on_api_port.status(), 404);
+}
+
 /// Sends `GET /hello_world` on a keep-alive connection; true once the whole
 /// answer arrived before the stream's read timeout.
 fn answered(stream: &mut TcpStream) -> bool {
