@@ -71,6 +71,13 @@ pub struct ServerConfig {
     #[arg(long, env = "API_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub header_read_timeout: Duration,
 
+    /// A connection whose answer the client does not read (the socket
+    /// accepts no byte) for this long is closed. Progress resets the clock,
+    /// so slow clients that keep reading are never cut off; clients that
+    /// pipeline requests and never read cannot hold connections forever.
+    #[arg(long, env = "API_WRITE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub write_timeout: Duration,
+
     /// A request that takes longer than this answers 408.
     #[arg(long, env = "API_REQUEST_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,

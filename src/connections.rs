@@ -13,22 +13,30 @@
 //!   the server stops accepting until one closes: new clients wait in the
 //!   kernel's listen backlog instead of costing memory here;
 //! - accept errors (which the two measures above make rare) are logged at
-//!   most once every few seconds, with how many there were.
+//!   most once every few seconds, with how many there were;
+//! - so are connections that end in an error hyper answered itself (a
+//!   malformed or oversized request head: 400, 431, 414), or with no answer
+//!   (header-read or write timeout, the client going away), counted by
+//!   [`ConnectionError`] reason: these never reach the app, so they have no
+//!   access line and no request id, and the counter is how an operator sees
+//!   a scan or a slowloris wave.
 
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use prometheus::{IntCounter, IntGauge};
+use prometheus::{IntCounter, IntCounterVec, IntGauge};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::stream::WriteStalled;
 
 /// Descriptors kept for everything that is not a client connection: stdio,
 /// the listeners, the runtime's epoll and wake-up descriptors, metrics
 /// scrapes, and the health probe's own connection.
 const RESERVED_FDS: u64 = 64;
 
-/// How often repeated accept errors are logged.
-const ACCEPT_ERROR_LOG_EVERY: Duration = Duration::from_secs(5);
+/// How often a repeated accept or connection error is logged, at most.
+const ERROR_LOG_EVERY: Duration = Duration::from_secs(5);
 
 /// Raises the soft open-files limit as far as the hard limit allows and
 /// returns the limit in force, or the error that prevented reading it.
@@ -53,6 +61,98 @@ pub struct ConnectionMetrics {
     pub limit_reached: IntCounter,
     /// Failed `accept` calls.
     pub accept_errors: IntCounter,
+    /// Connections that ended in an error, by [`ConnectionError::label`].
+    pub errors: IntCounterVec,
+}
+
+/// Why a connection ended badly. hyper answers the first two itself and
+/// closes the connection; the others end with no answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectionError {
+    /// An unparsable request head: hyper answered 400.
+    Parse,
+    /// A request head over `--max-header-bytes` or `--max-headers`, or a
+    /// URI too long: hyper answered 431 or 414.
+    TooLarge,
+    /// No complete request head within `--header-read-timeout`, on a new
+    /// connection or after a request began (slowloris, or a silent client).
+    /// A keep-alive connection idle between requests is closed at the same
+    /// timeout, normally, and not counted.
+    HeaderTimeout,
+    /// A response the client did not read for `--write-timeout`.
+    WriteTimeout,
+    /// The client closed the connection in the middle of a request.
+    Incomplete,
+    /// The socket failed: a reset, mostly (the client went away mid-answer).
+    Io,
+    /// Anything else hyper reports.
+    Other,
+}
+
+impl ConnectionError {
+    pub const ALL: [Self; 7] = [
+        Self::Parse,
+        Self::TooLarge,
+        Self::HeaderTimeout,
+        Self::WriteTimeout,
+        Self::Incomplete,
+        Self::Io,
+        Self::Other,
+    ];
+
+    /// Why a connection ended with `error`, or `None` when that end is
+    /// normal: the header-read timeout closing an idle keep-alive
+    /// connection (`head_pending` false; see `stream::HeadPending`).
+    pub fn of(error: &hyper::Error, head_pending: bool) -> Option<Self> {
+        let io_error =
+            std::error::Error::source(error).and_then(|source| source.downcast_ref::<io::Error>());
+        Some(if error.is_parse_too_large() {
+            Self::TooLarge
+        } else if error.is_parse() {
+            Self::Parse
+        } else if error.is_timeout() {
+            if !head_pending {
+                return None;
+            }
+            Self::HeaderTimeout
+        } else if io_error
+            .and_then(io::Error::get_ref)
+            .is_some_and(|inner| inner.is::<WriteStalled>())
+        {
+            Self::WriteTimeout
+        } else if error.is_incomplete_message() {
+            Self::Incomplete
+        } else if io_error.is_some() {
+            Self::Io
+        } else {
+            Self::Other
+        })
+    }
+
+    /// Its `reason` label in `http_connection_errors_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Parse => "parse",
+            Self::TooLarge => "too_large",
+            Self::HeaderTimeout => "header_timeout",
+            Self::WriteTimeout => "write_timeout",
+            Self::Incomplete => "incomplete",
+            Self::Io => "io",
+            Self::Other => "other",
+        }
+    }
+
+    fn what_happened(self) -> &'static str {
+        match self {
+            Self::Parse => "unparsable request heads answered 400",
+            Self::TooLarge => "oversized request heads answered 431 or 414",
+            Self::HeaderTimeout => "connections closed for not sending a request head in time",
+            Self::WriteTimeout => "connections closed for not reading their answer in time",
+            Self::Incomplete => "clients that closed their connection mid-request",
+            Self::Io => "connections that failed (reset by the client, mostly)",
+            Self::Other => "connections that ended in another error",
+        }
+    }
 }
 
 /// At most `max` connections open at once, counted in the metrics if any.
@@ -60,6 +160,7 @@ pub struct ConnectionMetrics {
 pub struct ConnectionLimit {
     permits: Arc<Semaphore>,
     metrics: Option<ConnectionMetrics>,
+    error_log: Arc<ErrorLog>,
 }
 
 impl ConnectionLimit {
@@ -67,6 +168,7 @@ impl ConnectionLimit {
         Self {
             permits: Arc::new(Semaphore::new(max)),
             metrics,
+            error_log: Arc::default(),
         }
     }
 
@@ -93,20 +195,26 @@ impl ConnectionLimit {
     /// The accepted connection that takes `place`: counted as open until
     /// it is dropped, which frees the place.
     pub fn open(&self, place: Admission) -> Connection {
-        let open = self.metrics.as_ref().map(|metrics| {
+        if let Some(metrics) = &self.metrics {
             metrics.open.inc();
-            metrics.open.clone()
-        });
+        }
         Connection {
             _permit: place.0,
-            open,
+            limit: self.clone(),
         }
     }
 
-    /// Counts a failed accept; see [`AcceptErrors`] for the log line.
-    pub fn count_accept_error(&self) {
+    /// Counts and (rate-limited) logs a failed accept.
+    pub fn accept_failed(&self, error: &io::Error) {
         if let Some(metrics) = &self.metrics {
             metrics.accept_errors.inc();
+        }
+        if let Some(failures) = self.error_log.accept.lock().expect("not poisoned").due() {
+            tracing::warn!(
+                %error,
+                failures,
+                "accept failed; backing off (at most one such line every 5 s)"
+            );
         }
     }
 }
@@ -117,47 +225,76 @@ pub struct Admission(OwnedSemaphorePermit);
 /// One open connection: frees its place when dropped.
 pub struct Connection {
     _permit: OwnedSemaphorePermit,
-    open: Option<IntGauge>,
+    limit: ConnectionLimit,
+}
+
+impl Connection {
+    /// The connection ended with `error` (see [`ConnectionError::of`]):
+    /// counted, and logged at most once every 5 s per reason, with how many
+    /// there were since the last line.
+    pub fn failed(&self, error: &hyper::Error, head_pending: bool) {
+        let Some(reason) = ConnectionError::of(error, head_pending) else {
+            return;
+        };
+        if let Some(metrics) = &self.limit.metrics {
+            metrics.errors.with_label_values(&[reason.label()]).inc();
+        }
+        let due = self
+            .limit
+            .error_log
+            .connections
+            .lock()
+            .expect("not poisoned")[reason as usize]
+            .due();
+        let Some(count) = due else {
+            return;
+        };
+        let what = reason.what_happened();
+        // Clients that go away are routine; the others are misbehaving.
+        if matches!(reason, ConnectionError::Incomplete | ConnectionError::Io) {
+            tracing::info!(%error, reason = reason.label(), count, "{what} (at most one such line every 5 s)");
+        } else {
+            tracing::warn!(%error, reason = reason.label(), count, "{what} (at most one such line every 5 s)");
+        }
+    }
 }
 
 impl Drop for Connection {
     fn drop(&mut self) {
-        if let Some(open) = &self.open {
-            open.dec();
+        if let Some(metrics) = &self.limit.metrics {
+            metrics.open.dec();
         }
     }
 }
 
-/// Logs failed accepts at most once every [`ACCEPT_ERROR_LOG_EVERY`], with
-/// how many failed since the last line: a failing `accept` repeats every
-/// few milliseconds, and a line for each would flood the log.
+/// The log of repeated errors, shared by every connection of a listener.
 #[derive(Default)]
-pub struct AcceptErrors {
-    last_logged: Option<Instant>,
-    unlogged: u64,
+struct ErrorLog {
+    accept: Mutex<Throttle>,
+    connections: Mutex<[Throttle; ConnectionError::ALL.len()]>,
 }
 
-impl AcceptErrors {
-    pub fn record(&mut self, error: &io::Error) {
-        self.unlogged += 1;
+/// Lets a line through at most once every [`ERROR_LOG_EVERY`], counting
+/// what it holds back: a failing `accept` repeats every few milliseconds,
+/// and a line for each would flood the log.
+#[derive(Default)]
+struct Throttle {
+    last_logged: Option<Instant>,
+    held_back: u64,
+}
+
+impl Throttle {
+    /// One more occurrence: `Some(occurrences since the last line)` when a
+    /// line is due now.
+    fn due(&mut self) -> Option<u64> {
+        self.held_back += 1;
         let due = self
             .last_logged
-            .is_none_or(|logged| logged.elapsed() >= ACCEPT_ERROR_LOG_EVERY);
-        if due {
-            tracing::warn!(
-                %error,
-                failures = self.unlogged,
-                "accept failed; backing off (at most one such line every 5 s)"
-            );
+            .is_none_or(|logged| logged.elapsed() >= ERROR_LOG_EVERY);
+        due.then(|| {
             self.last_logged = Some(Instant::now());
-            self.unlogged = 0;
-        }
-    }
-
-    /// Failures since the last line: what the next line will report.
-    #[cfg(test)]
-    fn unlogged(&self) -> u64 {
-        self.unlogged
+            std::mem::take(&mut self.held_back)
+        })
     }
 }
 
@@ -173,15 +310,15 @@ mod tests {
     }
 
     #[test]
-    fn repeated_accept_errors_make_one_line_then_are_counted_until_the_next() {
-        let mut errors = AcceptErrors::default();
-        let error = io::Error::from_raw_os_error(24);
-        errors.record(&error);
-        assert_eq!(errors.unlogged(), 0, "the first failure is logged at once");
+    fn repeated_errors_make_one_line_then_are_counted_until_the_next() {
+        let mut throttle = Throttle::default();
+        assert_eq!(throttle.due(), Some(1), "the first is logged at once");
         for _ in 0..99 {
-            errors.record(&error);
+            assert_eq!(throttle.due(), None, "the next ones wait");
         }
-        assert_eq!(errors.unlogged(), 99, "then they wait for the next line");
+        assert_eq!(throttle.held_back, 99, "and are counted for the next line");
+        throttle.last_logged = Some(Instant::now() - ERROR_LOG_EVERY);
+        assert_eq!(throttle.due(), Some(100));
     }
 
     #[tokio::test]

@@ -3,20 +3,21 @@
 //! from CDNs; ours is compiled into the binary, so both work on a machine
 //! with no internet access.
 
-use std::io::Write;
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::Path;
 use axum::http::HeaderMap;
-use axum::http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, VARY};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use utoipa::OpenApi;
-use utoipa_swagger_ui::{Config, SwaggerFile};
+use utoipa_swagger_ui::Config;
 
 use crate::error::ApiError;
+use crate::static_files::{Coding, StaticFile};
 // Named here without their module: given as `routes::...`, utoipa would
 // tag every operation "routes"; FastAPI's have no tag ("default").
 use crate::routes::{__path_current_time, __path_healthcheck, __path_hello_world};
@@ -69,26 +70,42 @@ impl ApiDoc {
 }
 
 /// `/openapi.json`, `/docs`, the Swagger UI files under `/docs/`, and
-/// `/redoc`. None of them is in the OpenAPI document, as in FastAPI.
+/// `/redoc`. None of them is in the OpenAPI document, as in FastAPI. Each
+/// is a [`StaticFile`]: revalidated with its `ETag`, gzipped only for
+/// clients that take it, never copied per request.
 pub fn routes(openapi: &utoipa::openapi::OpenApi) -> Router {
-    let document = Bytes::from(openapi.to_json().expect("the OpenAPI document serializes"));
-    // "none" keeps Swagger UI from sending the document to validator.swagger.io.
-    let config = Arc::new(Config::new([OPENAPI_PATH]).validator_url("none"));
+    let document = Arc::new(StaticFile::plain(
+        "application/json",
+        openapi.to_json().expect("the OpenAPI document serializes"),
+    ));
+    let index = Arc::new(StaticFile::plain("text/html; charset=utf-8", INDEX_PAGE));
+    let files = Arc::new(swagger_ui_files());
     Router::new()
+        .route(OPENAPI_PATH, get(serve(document)))
+        .route(DOCS_PATH, get(serve(index.clone())))
+        .route(DOCS_INDEX_PATH, get(serve(index)))
         .route(
-            OPENAPI_PATH,
-            get(|| async move { ([(CONTENT_TYPE, "application/json")], document) }),
+            REDOC_PATH,
+            get(|headers: HeaderMap| async move { redoc_page().respond(&headers) }),
         )
-        .route(DOCS_PATH, get(Html(INDEX_PAGE)))
-        .route(DOCS_INDEX_PATH, get(Html(INDEX_PAGE)))
-        .route(REDOC_PATH, get(redoc))
         .route(
             DOCS_FILES_PATH,
-            get(move |Path(file): Path<String>| async move {
-                embedded_file(&file, config)
-                    .map_or_else(|| ApiError::NotFound.into_response(), file_response)
-            }),
+            get(
+                move |Path(file): Path<String>, headers: HeaderMap| async move {
+                    match files.get(file.as_str()) {
+                        Some(file) => file.respond(&headers),
+                        None => ApiError::NotFound.into_response(),
+                    }
+                },
+            ),
         )
+}
+
+/// The handler that answers with `file`.
+fn serve(
+    file: Arc<StaticFile>,
+) -> impl Fn(HeaderMap) -> std::future::Ready<Response> + Clone + Send + 'static {
+    move |headers| std::future::ready(file.respond(&headers))
 }
 
 /// Swagger UI's own index.html names its files relatively (`./swagger-ui.css`),
@@ -112,114 +129,86 @@ const INDEX_PAGE: &str = r#"<!DOCTYPE html>
 </html>
 "#;
 
-/// A file of the bundled Swagger UI, with our configuration filled into its
-/// `swagger-initializer.js`; `None` for names that are not in the bundle.
-fn embedded_file(name: &str, config: Arc<Config<'static>>) -> Option<SwaggerFile<'static>> {
-    // `serve` fails only when the configuration cannot be serialized, which
-    // would be a bug in the constant configuration above.
-    utoipa_swagger_ui::serve(name, config).expect("the Swagger UI configuration serializes")
-}
+/// Every file of the Swagger UI bundle that utoipa-swagger-ui embeds
+/// (`index.html` aside: ours is [`INDEX_PAGE`]). A test checks that each
+/// is in the bundle and that the page names nothing else.
+const SWAGGER_UI_FILES: [&str; 12] = [
+    "favicon-16x16.png",
+    "favicon-32x32.png",
+    "index.css",
+    "oauth2-redirect.html",
+    "oauth2-redirect.js",
+    "swagger-initializer.js",
+    "swagger-ui-bundle.js",
+    "swagger-ui-es-bundle-core.js",
+    "swagger-ui-es-bundle.js",
+    "swagger-ui-standalone-preset.js",
+    "swagger-ui.css",
+    "swagger-ui.js",
+];
 
-/// Files are stored gzipped (but for the initializer): every browser accepts
-/// that, and RFC 9110 lets a server use any coding when the request has no
-/// Accept-Encoding.
-fn file_response(file: SwaggerFile<'static>) -> Response {
-    let body = Bytes::from(file.bytes.into_owned());
-    let content_type = (CONTENT_TYPE, file.content_type);
-    if file.gzpipped {
-        ([content_type, (CONTENT_ENCODING, "gzip".to_owned())], body).into_response()
-    } else {
-        ([content_type], body).into_response()
-    }
+/// The bundle's files by name, as served: the compiled-in bytes (gzipped,
+/// but for the initializer, which carries our configuration), never copied.
+fn swagger_ui_files() -> HashMap<&'static str, StaticFile> {
+    // "none" keeps Swagger UI from sending the document to validator.swagger.io.
+    let config = Arc::new(Config::new([OPENAPI_PATH]).validator_url("none"));
+    SWAGGER_UI_FILES
+        .into_iter()
+        .filter_map(|name| {
+            // `serve` fails only when the configuration cannot be
+            // serialized, which would be a bug in the constant above.
+            let file = utoipa_swagger_ui::serve(name, config.clone())
+                .expect("the Swagger UI configuration serializes")?;
+            let body = match file.bytes {
+                Cow::Borrowed(bytes) => Bytes::from_static(bytes),
+                Cow::Owned(bytes) => Bytes::from(bytes),
+            };
+            let file = if file.gzpipped {
+                StaticFile::negotiated(&file.content_type, body, Coding::Gzip)
+            } else {
+                StaticFile::plain(&file.content_type, body)
+            };
+            Some((name, file))
+        })
+        .collect()
 }
 
 /// ReDoc's page: the HTML with the ReDoc bundle inline, as the `aide` crate
 /// ships it (ReDoc 2.0.0), rendering /openapi.json. About 1 MB, so it is
-/// built and gzipped once, on the first request (a few tens of
-/// milliseconds), and sent gzipped to every client that accepts it: a
-/// browser gets 0.3 MB.
+/// built on the first request, and gzipped on the first that takes gzip (a
+/// few tens of milliseconds): a browser gets 0.3 MB.
 ///
 /// The bundle shows a small "Redocly" logo that it loads from Redocly's
 /// CDN (and hides when that fails). That would be the page's one request
 /// to the internet; it gets an empty `data:` image instead, and hides it.
 /// The "API docs by Redocly" attribution text stays.
-struct RedocPage {
-    html: Bytes,
-    gzipped: Bytes,
-}
-
-const REDOC_CDN_LOGO: &str = "https://cdn.redoc.ly/redoc/logo-mini.svg";
-
-fn redoc_page() -> &'static RedocPage {
-    static PAGE: OnceLock<RedocPage> = OnceLock::new();
+fn redoc_page() -> &'static StaticFile {
+    const REDOC_CDN_LOGO: &str = "https://cdn.redoc.ly/redoc/logo-mini.svg";
+    static PAGE: OnceLock<StaticFile> = OnceLock::new();
     PAGE.get_or_init(|| {
         let html = aide::redoc::Redoc::new(OPENAPI_PATH)
             .with_title("api - ReDoc")
             .html()
             .replace(REDOC_CDN_LOGO, "data:,");
-        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-        gzip.write_all(html.as_bytes())
-            .expect("writing to memory cannot fail");
-        let gzipped = gzip.finish().expect("writing to memory cannot fail");
-        RedocPage {
-            html: Bytes::from(html),
-            gzipped: Bytes::from(gzipped),
-        }
+        StaticFile::negotiated("text/html; charset=utf-8", html, Coding::Identity)
     })
-}
-
-async fn redoc(headers: HeaderMap) -> Response {
-    let page = redoc_page();
-    let html = [
-        (CONTENT_TYPE, "text/html; charset=utf-8"),
-        (VARY, "accept-encoding"),
-    ];
-    if accepts_gzip(&headers) {
-        (html, [(CONTENT_ENCODING, "gzip")], page.gzipped.clone()).into_response()
-    } else {
-        (html, page.html.clone()).into_response()
-    }
-}
-
-/// Whether `Accept-Encoding` lists gzip (or `*`) without `q=0`.
-fn accepts_gzip(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(ACCEPT_ENCODING)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .any(|coding| {
-            let mut parts = coding.split(';').map(str::trim);
-            let name = parts.next().unwrap_or_default();
-            let refused = parts.any(|parameter| {
-                parameter
-                    .strip_prefix("q=")
-                    .and_then(|q| q.parse::<f32>().ok())
-                    == Some(0.0)
-            });
-            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
-        })
 }
 
 #[cfg(test)]
 mod tests {
-    use axum::http::HeaderValue;
-
     use super::*;
 
-    fn accept(value: &'static str) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        headers.insert(ACCEPT_ENCODING, HeaderValue::from_static(value));
-        headers
-    }
-
     #[test]
-    fn gzip_is_sent_only_where_accepted() {
-        assert!(accepts_gzip(&accept("gzip, deflate, br")));
-        assert!(accepts_gzip(&accept("br;q=1.0, GZIP;q=0.5")));
-        assert!(accepts_gzip(&accept("*")));
-        assert!(!accepts_gzip(&accept("gzip;q=0")));
-        assert!(!accepts_gzip(&accept("identity")));
-        assert!(!accepts_gzip(&HeaderMap::new()));
+    fn every_listed_file_is_in_the_bundle_and_the_page_names_only_listed_ones() {
+        let files = swagger_ui_files();
+        for name in SWAGGER_UI_FILES {
+            assert!(files.contains_key(name), "{name} is not in the bundle");
+        }
+        for link in INDEX_PAGE
+            .split('"')
+            .filter_map(|part| part.strip_prefix("/docs/"))
+        {
+            assert!(SWAGGER_UI_FILES.contains(&link), "the page names {link}");
+        }
     }
 }

@@ -19,5 +19,7 @@ pub mod router;
 pub mod routes;
 pub mod server;
 pub mod startup;
+pub mod static_files;
+pub mod stream;
 pub mod telemetry;
 pub mod timeout;

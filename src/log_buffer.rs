@@ -5,32 +5,47 @@
 //! `write(2)` per request, plus a wake-up of the writing thread; on a busy
 //! core that is a large share of a request's cost (docs/benchmarks.md).
 //! Batching makes it a handful of writes a second. The price: a line shows
-//! up at most 100 ms late. If stdout stalls and 8 MiB of lines pile up, new
-//! lines are dropped, and the next write says how many: the service must
-//! not slow down or run out of memory because its log reader did.
+//! up at most 100 ms late.
+//!
+//! The service must not slow down or run out of memory because its log
+//! reader did, nor hang at exit because stdout never drains:
+//! - at most 8 MiB of lines wait, counting the batch being written; past
+//!   that new lines are dropped, and the next write says how many;
+//! - after a burst, the buffers give their memory back (down to 128 KiB);
+//! - at exit, the last lines get until a deadline to be written, and are
+//!   abandoned after it (`LogFlusher::stop_by`).
 
 use std::io::{self, Write};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tracing_subscriber::fmt::MakeWriter;
 
 const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 const FLUSH_EARLY_AT: usize = 64 * 1024;
-const MAX_PENDING: usize = 8 * 1024 * 1024;
+/// Everything queued at once: the lines waiting plus the batch being written.
+const MAX_QUEUED: usize = 8 * 1024 * 1024;
+/// What a buffer keeps of its memory once written out.
+const RETAINED_CAPACITY: usize = 2 * FLUSH_EARLY_AT;
+/// How long dropping a [`LogFlusher`] waits for the last lines.
+const DROP_WAIT: Duration = Duration::from_secs(1);
 
 #[derive(Default)]
 struct Pending {
     lines: Vec<u8>,
+    /// Bytes of the batch the writer is writing now, outside the lock.
+    writing: usize,
     dropped: u64,
     stopping: bool,
+    /// Set by the writer thread when it has written everything and ended.
+    stopped: bool,
 }
 
 #[derive(Default)]
 struct Shared {
     pending: Mutex<Pending>,
-    flush_now: Condvar,
+    /// Wakes the writer (a full buffer, or stop) and whoever waits for it to end.
+    changed: Condvar,
 }
 
 impl Shared {
@@ -47,28 +62,32 @@ impl Shared {
 #[derive(Clone)]
 pub struct LogBuffer(Arc<Shared>);
 
-/// Writes what is left and stops the writing thread when dropped: keep it
-/// alive until the process exits.
+/// Stops the writing thread once it has written what is left: keep it
+/// alive until the process exits, then [`stop_by`](Self::stop_by) a deadline.
 pub struct LogFlusher {
     shared: Arc<Shared>,
-    thread: Option<JoinHandle<()>>,
+    stopped: bool,
 }
 
 /// A buffer whose lines end up on `output`, and the guard of its thread.
 pub fn log_buffer(output: impl Write + Send + 'static) -> (LogBuffer, LogFlusher) {
     let shared = Arc::new(Shared::default());
-    let thread = std::thread::Builder::new()
+    std::thread::Builder::new()
         .name("log-writer".into())
         .spawn({
             let shared = shared.clone();
-            move || write_until_stopped(&shared, output)
+            move || {
+                write_until_stopped(&shared, output);
+                shared.lock().stopped = true;
+                shared.changed.notify_all();
+            }
         })
         .expect("the log writer thread starts");
     (
         LogBuffer(shared.clone()),
         LogFlusher {
             shared,
-            thread: Some(thread),
+            stopped: false,
         },
     )
 }
@@ -79,12 +98,13 @@ fn write_until_stopped(shared: &Shared, mut output: impl Write) {
         let (dropped, stopping) = {
             let pending = shared.lock();
             let (mut pending, _) = shared
-                .flush_now
+                .changed
                 .wait_timeout_while(pending, FLUSH_INTERVAL, |pending| {
                     !pending.stopping && pending.lines.len() < FLUSH_EARLY_AT
                 })
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             std::mem::swap(&mut pending.lines, &mut batch);
+            pending.writing = batch.len();
             (std::mem::take(&mut pending.dropped), pending.stopping)
         };
         if dropped > 0 {
@@ -96,19 +116,48 @@ fn write_until_stopped(shared: &Shared, mut output: impl Write) {
         // Nowhere to report a failing stdout: the lines are lost either way.
         let _ = output.write_all(&batch).and_then(|()| output.flush());
         batch.clear();
+        // After a burst, give the memory back; the two buffers take turns,
+        // so both shrink within two rounds.
+        batch.shrink_to(RETAINED_CAPACITY);
+        shared.lock().writing = 0;
         if stopping {
             return;
         }
     }
 }
 
+impl LogFlusher {
+    /// Tells the writer to write what is left and end, and waits for it
+    /// until `deadline` at the latest: a stdout that never drains (a full
+    /// pipe nobody reads) must not keep the process from exiting.
+    pub fn stop_by(mut self, deadline: Instant) {
+        self.stop(deadline);
+    }
+
+    fn stop(&mut self, deadline: Instant) {
+        if std::mem::replace(&mut self.stopped, true) {
+            return;
+        }
+        let mut pending = self.shared.lock();
+        pending.stopping = true;
+        self.shared.changed.notify_all();
+        while !pending.stopped {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                return;
+            };
+            pending = self
+                .shared
+                .changed
+                .wait_timeout(pending, left)
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .0;
+        }
+    }
+}
+
 impl Drop for LogFlusher {
     fn drop(&mut self) {
-        self.shared.lock().stopping = true;
-        self.shared.flush_now.notify_one();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.stop(Instant::now() + DROP_WAIT);
     }
 }
 
@@ -117,12 +166,12 @@ impl Drop for LogFlusher {
 impl Write for &LogBuffer {
     fn write(&mut self, line: &[u8]) -> io::Result<usize> {
         let mut pending = self.0.lock();
-        if pending.lines.len() + line.len() > MAX_PENDING {
+        if pending.lines.len() + pending.writing + line.len() > MAX_QUEUED {
             pending.dropped += 1;
         } else {
             pending.lines.extend_from_slice(line);
             if pending.lines.len() >= FLUSH_EARLY_AT {
-                self.0.flush_now.notify_one();
+                self.0.changed.notify_all();
             }
         }
         Ok(line.len())
@@ -217,14 +266,14 @@ mod tests {
     }
 
     #[test]
-    fn while_the_output_stalls_lines_beyond_the_limit_are_dropped_and_counted() {
+    fn while_the_output_stalls_at_most_8_mib_wait_counting_the_batch_being_written() {
         let gated = Gated::default();
         let stalled = gated.gate.lock().expect("not poisoned");
         let (buffer, flusher) = log_buffer(gated.clone());
         let mut line = vec![b'x'; 1024 * 1024 - 1];
         line.push(b'\n');
-        // 20 MiB offered: the writer takes at most one batch (at most
-        // MAX_PENDING) before it blocks, and MAX_PENDING more can wait.
+        // 20 MiB offered while the output is stalled: whether the writer has
+        // taken a batch yet or not, 8 lines of 1 MiB fit, and no more.
         for _ in 0..20 {
             buffer
                 .make_writer()
@@ -235,10 +284,57 @@ mod tests {
         drop(flusher);
         let text = gated.output.text();
         let kept = text.lines().filter(|line| line.starts_with('x')).count();
-        assert!((8..=16).contains(&kept), "{kept} lines kept");
+        assert_eq!(kept, 8, "{kept} lines kept");
+        // In one report or more, depending on when the writer took its batch.
+        let reported: u64 = text
+            .lines()
+            .filter_map(|line| {
+                line.strip_suffix(" log lines were dropped: the log output was too slow")
+            })
+            .map(|count| count.parse::<u64>().expect("a count"))
+            .sum();
+        assert_eq!(reported, 12, "the loss is reported");
+    }
+
+    #[test]
+    fn after_a_burst_the_buffers_give_their_memory_back() {
+        let output = Output::default();
+        let (buffer, _flusher) = log_buffer(output.clone());
+        let line = [b'y'; 1023];
+        for _ in 0..4096 {
+            let mut writer = buffer.make_writer();
+            writer
+                .write_all(&line)
+                .and_then(|()| writer.write_all(b"\n"))
+                .expect("buffered");
+        }
+        let burst = Instant::now();
+        // Two more rounds of small lines: each buffer is written out once more.
+        while output.text().lines().count() < 4096 + 2 {
+            assert!(burst.elapsed() < Duration::from_secs(10), "not flushed");
+            writeln!(buffer.make_writer(), "small").expect("buffered");
+            std::thread::sleep(FLUSH_INTERVAL * 2);
+        }
+        std::thread::sleep(FLUSH_INTERVAL * 2);
+        let capacity = buffer.0.lock().lines.capacity();
         assert!(
-            text.contains(&format!("{} log lines were dropped", 20 - kept)),
-            "the loss is reported"
+            capacity <= RETAINED_CAPACITY,
+            "{capacity} bytes kept after the burst"
+        );
+    }
+
+    #[test]
+    fn stopping_gives_up_at_the_deadline_when_the_output_never_drains() {
+        let gated = Gated::default();
+        let _stalled_forever = gated.gate.lock().expect("not poisoned");
+        let (buffer, flusher) = log_buffer(gated.clone());
+        writeln!(buffer.make_writer(), "never written").expect("buffered");
+        let started = Instant::now();
+        flusher.stop_by(started + Duration::from_millis(300));
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(300) && waited < Duration::from_secs(5),
+            "waited {waited:?}"
         );
     }
 }

@@ -1,6 +1,7 @@
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use api::config::{Cli, Command, ServerConfig};
 use api::server::shutdown_signal;
@@ -31,14 +32,19 @@ fn main() -> ExitCode {
     }
 }
 
+/// However long the drain took, the last log lines get this long.
+const LAST_LOG_LINES_TIME: Duration = Duration::from_millis(100);
+
 fn serve(config: ServerConfig) -> Result<(), String> {
-    let _log_flusher = telemetry::init(config.log_format, &config.log_filter)?;
+    let log_flusher = telemetry::init(config.log_format, &config.log_filter)?;
     let runtime = tokio::runtime::Runtime::new().map_err(|error| error.to_string())?;
-    runtime.block_on(async {
+    let drain_deadline = runtime.block_on(async {
         let application = Application::build(config)
             .await
             .map_err(|error| error.to_string())?;
-        application.run_until(shutdown_signal()).await;
-        Ok(())
-    })
+        Ok::<_, String>(application.run_until(shutdown_signal()).await)
+    })?;
+    // Within --shutdown-timeout, even if stdout never drains.
+    log_flusher.stop_by(drain_deadline.max(Instant::now() + LAST_LOG_LINES_TIME));
+    Ok(())
 }

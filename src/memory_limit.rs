@@ -25,33 +25,49 @@ const V1_UNLIMITED: u64 = 1 << 62;
 /// The memory limit in bytes, if this process has one.
 pub fn memory_limit_bytes() -> Option<u64> {
     let cgroups = fs::read_to_string("/proc/self/cgroup").ok()?;
-    limit_files(&cgroups)
-        .into_iter()
-        .find_map(|file| parse_limit(&fs::read_to_string(file).ok()?))
+    smallest_limit(&limit_files(
+        &cgroups,
+        Path::new(V2_ROOT),
+        Path::new(V1_ROOT),
+    ))
 }
 
-/// Where the limit may be written, most specific first: the cgroup that
-/// `/proc/self/cgroup` names (right on a host), then the root of the cgroup
-/// mount, which inside a container is the container's own cgroup.
-fn limit_files(proc_self_cgroup: &str) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = proc_self_cgroup
-        .lines()
-        .filter_map(|line| {
-            // v2: `0::/path`; v1: `4:memory:/path` (or `4:memory,...:/path`).
-            let mut fields = line.splitn(3, ':');
-            let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
-            let path = path.trim_start_matches('/');
-            if controllers.is_empty() {
-                Some(Path::new(V2_ROOT).join(path).join("memory.max"))
-            } else if controllers.split(',').any(|name| name == "memory") {
-                Some(Path::new(V1_ROOT).join(path).join("memory.limit_in_bytes"))
-            } else {
-                None
-            }
-        })
-        .collect();
-    files.push(Path::new(V2_ROOT).join("memory.max"));
-    files.push(Path::new(V1_ROOT).join("memory.limit_in_bytes"));
+/// The smallest limit written in any of `files`: a cgroup's memory is
+/// bounded by its own limit and by each of its ancestors', so a limit set
+/// only on a parent (a systemd slice, an ECS task's limit above its
+/// containers) is the one in force.
+fn smallest_limit(files: &[PathBuf]) -> Option<u64> {
+    files
+        .iter()
+        .filter_map(|file| parse_limit(&fs::read_to_string(file).ok()?))
+        .min()
+}
+
+/// Every file that may hold a limit on this process: the one of the cgroup
+/// that `/proc/self/cgroup` names and of each of its ancestors up to the
+/// root of the mount (`v2_root` for cgroup v2, `v1_root` for v1's memory
+/// controller). Inside a container the mount's root is the container's own
+/// cgroup, and the path named may not exist there: those are skipped.
+fn limit_files(proc_self_cgroup: &str, v2_root: &Path, v1_root: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for line in proc_self_cgroup.lines() {
+        // v2: `0::/path`; v1: `4:memory:/path` (or `4:memory,...:/path`).
+        let mut fields = line.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(path)) =
+            (fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        let (root, file) = if controllers.is_empty() {
+            (v2_root, "memory.max")
+        } else if controllers.split(',').any(|name| name == "memory") {
+            (v1_root, "memory.limit_in_bytes")
+        } else {
+            continue;
+        };
+        let own = Path::new(path.trim_start_matches('/'));
+        files.extend(own.ancestors().map(|cgroup| root.join(cgroup).join(file)));
+    }
     files
 }
 
@@ -115,23 +131,82 @@ mod tests {
     }
 
     #[test]
-    fn the_own_cgroup_is_tried_first_then_the_mount_root() {
-        let v2 = limit_files("0::/system.slice/api.service\n");
+    fn every_cgroup_from_the_own_one_up_to_the_mount_root_is_read() {
+        let roots = (Path::new("/v2"), Path::new("/v1"));
+        let v2 = limit_files("0::/system.slice/api.service\n", roots.0, roots.1);
         assert_eq!(
-            v2[0],
-            PathBuf::from("/sys/fs/cgroup/system.slice/api.service/memory.max")
+            v2,
+            [
+                "/v2/system.slice/api.service/memory.max",
+                "/v2/system.slice/memory.max",
+                "/v2/memory.max",
+            ]
+            .map(PathBuf::from)
         );
-        let v1 = limit_files("5:cpu,cpuacct:/x\n4:memory:/docker/abc\n0::/\n");
+        let v1 = limit_files("5:cpu,cpuacct:/x\n4:memory:/docker/abc\n", roots.0, roots.1);
         assert_eq!(
-            v1[0],
-            PathBuf::from("/sys/fs/cgroup/memory/docker/abc/memory.limit_in_bytes")
+            v1,
+            [
+                "/v1/docker/abc/memory.limit_in_bytes",
+                "/v1/docker/memory.limit_in_bytes",
+                "/v1/memory.limit_in_bytes",
+            ]
+            .map(PathBuf::from)
         );
-        assert_eq!(v1[1], PathBuf::from("/sys/fs/cgroup/memory.max"));
         assert_eq!(
-            v1.last(),
-            Some(&PathBuf::from(
-                "/sys/fs/cgroup/memory/memory.limit_in_bytes"
-            ))
+            limit_files("0::/\n", roots.0, roots.1),
+            [PathBuf::from("/v2/memory.max")]
         );
+    }
+
+    /// A cgroup tree in a temporary folder: `(path, limit file content)`.
+    fn tree(name: &str, cgroups: &[(&str, &str)], file: &str) -> PathBuf {
+        let root = std::env::temp_dir().join(format!("api-cgroups-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        for (cgroup, limit) in cgroups {
+            let dir = root.join(cgroup);
+            fs::create_dir_all(&dir).expect("made");
+            fs::write(dir.join(file), limit).expect("written");
+        }
+        root
+    }
+
+    #[test]
+    fn a_limit_on_a_parent_only_is_the_limit_and_the_smallest_wins() {
+        // cgroup v2: the task's limit on the parent, none on the container.
+        let v2 = tree(
+            "v2",
+            &[
+                ("", "max\n"),
+                ("task", "536870912\n"),
+                ("task/container", "max\n"),
+            ],
+            "memory.max",
+        );
+        let files = limit_files("0::/task/container\n", &v2, Path::new("/nonexistent"));
+        assert_eq!(smallest_limit(&files), Some(512 * 1024 * 1024));
+        // cgroup v1: a smaller limit below a larger one.
+        let v1 = tree(
+            "v1",
+            &[
+                ("", "9223372036854771712\n"),
+                ("slice", "1073741824\n"),
+                ("slice/api", "67108864\n"),
+            ],
+            "memory.limit_in_bytes",
+        );
+        let files = limit_files("4:memory:/slice/api\n", Path::new("/nonexistent"), &v1);
+        assert_eq!(smallest_limit(&files), Some(64 * 1024 * 1024));
+        // Inside a container: the named path is not under the mount, its root is.
+        let container = tree("container", &[("", "268435456\n")], "memory.max");
+        let files = limit_files(
+            "0::/kubepods/pod1/abc\n",
+            &container,
+            Path::new("/nonexistent"),
+        );
+        assert_eq!(smallest_limit(&files), Some(256 * 1024 * 1024));
+        for root in [v2, v1, container] {
+            let _ = fs::remove_dir_all(root);
+        }
     }
 }

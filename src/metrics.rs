@@ -17,7 +17,7 @@ use prometheus::{
     TextEncoder,
 };
 
-use crate::connections::ConnectionMetrics;
+use crate::connections::{ConnectionError, ConnectionMetrics};
 use crate::memory_limit::MemoryLimit;
 
 /// Upper bounds, in seconds: from well under a millisecond (our usual
@@ -90,7 +90,18 @@ impl Metrics {
                 "Failed accepts of new connections (e.g. out of file descriptors).",
             )
             .expect("valid metric"),
+            errors: IntCounterVec::new(
+                Opts::new(
+                    "http_connection_errors_total",
+                    "Client connections that ended in an error, by reason: requests hyper refused (parse: 400, too_large: 431/414), header_timeout, write_timeout, incomplete, io, other.",
+                ),
+                &["reason"],
+            )
+            .expect("valid metric"),
         };
+        for reason in ConnectionError::ALL {
+            connections.errors.with_label_values(&[reason.label()]);
+        }
         let connections_limit = IntGauge::new(
             "http_connections_limit",
             "Most client connections open at once (--max-connections, as fitted to the open-files limit).",
@@ -108,6 +119,7 @@ impl Metrics {
             Box::new(connections.open.clone()),
             Box::new(connections.limit_reached.clone()),
             Box::new(connections.accept_errors.clone()),
+            Box::new(connections.errors.clone()),
             Box::new(connections_limit.clone()),
             Box::new(ProcessCollector::for_self()),
             Box::new(MemoryLimit::new()),

@@ -1,6 +1,7 @@
 //! What we learn from every request and add to every response: its id, its
 //! access log line and its metrics, and the headers every response carries
-//! (`Connection: close` too, once the process is shutting down).
+//! (`Cache-Control: no-store` unless the handler chose otherwise,
+//! `Connection: close` too, once the process is shutting down).
 //!
 //! Not a middleware layer: the app (`router.rs`) starts an [`Observed`] for
 //! each request and finishes it with the response, so that the three
@@ -12,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
-use axum::http::header::{CONNECTION, X_CONTENT_TYPE_OPTIONS};
+use axum::http::header::{CACHE_CONTROL, CONNECTION, X_CONTENT_TYPE_OPTIONS};
 use axum::http::{HeaderName, HeaderValue, Method, Request, Uri};
 use axum::response::Response;
 
@@ -96,6 +97,13 @@ impl Observed {
         headers.insert(REQUEST_ID, self.request_id.clone());
         // Our JSON echoes client input (`name`): browsers must never sniff it as HTML.
         headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+        // Answers are live unless their handler says otherwise (the docs
+        // revalidate): a cached /current_time is wrong, a cached /healthcheck
+        // or /hello_world would hide an outage, and RFC 9111 lets caches keep
+        // 404s, 405s and redirects that say nothing.
+        headers
+            .entry(CACHE_CONTROL)
+            .or_insert(HeaderValue::from_static("no-store"));
         if stopping {
             // hyper closes the connection once this response is written.
             headers.insert(CONNECTION, HeaderValue::from_static("close"));

@@ -20,7 +20,11 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ServerConfig;
-use crate::connections::{AcceptErrors, ConnectionLimit};
+use crate::connections::ConnectionLimit;
+use crate::stream::ClientStream;
+
+/// How long to wait after a failed accept before trying again.
+const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Serves `app` on `listener`, at most `limit` connections at a time,
 /// until `stop` is cancelled; then stops accepting, lets in-flight requests
@@ -44,7 +48,6 @@ pub async fn serve<S>(
         .max_buf_size(config.max_header_bytes as usize)
         .max_headers(config.max_headers);
     let graceful = GracefulShutdown::new();
-    let mut accept_errors = AcceptErrors::default();
 
     loop {
         // At the limit, wait here, not in `accept`: the kernel keeps new
@@ -59,10 +62,11 @@ pub async fn serve<S>(
                 Err(error) => {
                     // Typically EMFILE: out of file descriptors. Back off
                     // instead of spinning; connections close and free some.
-                    limit.count_accept_error();
-                    accept_errors.record(&error);
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
+                    limit.accept_failed(&error);
+                    tokio::select! {
+                        () = tokio::time::sleep(ACCEPT_ERROR_BACKOFF) => continue,
+                        () = stop.cancelled() => break,
+                    }
                 }
             },
             () = stop.cancelled() => break,
@@ -70,14 +74,14 @@ pub async fn serve<S>(
         let open = limit.open(place);
         // Our answers are small: send each as soon as it is written.
         let _ = stream.set_nodelay(true);
+        let (stream, head_pending) = ClientStream::new(stream, config.write_timeout);
         let connection =
             http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(error) = connection.await {
-                tracing::debug!(%error, "connection ended with an error");
+                open.failed(&error, head_pending.get());
             }
-            drop(open);
         });
     }
 
@@ -94,6 +98,9 @@ pub async fn serve<S>(
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM (`docker stop`, Kubernetes).
+/// From then on, a second SIGINT or SIGTERM ends the process at once, with
+/// the shell's code for death by that signal (130, 143): whoever sends it
+/// wants the process gone now, not after the drain.
 ///
 /// The handlers are installed when this is called, not when the future is
 /// first polled: a SIGTERM that arrives right after the server says it is
@@ -103,9 +110,21 @@ pub fn shutdown_signal() -> impl Future<Output = ()> {
     let mut interrupt = signal(SignalKind::interrupt()).expect("SIGINT handler installs");
     let mut terminate = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
     async move {
-        tokio::select! {
-            _ = interrupt.recv() => tracing::info!("SIGINT received, shutting down"),
-            _ = terminate.recv() => tracing::info!("SIGTERM received, shutting down"),
-        }
+        let first = tokio::select! {
+            _ = interrupt.recv() => "SIGINT",
+            _ = terminate.recv() => "SIGTERM",
+        };
+        tracing::info!(
+            "{first} received, shutting down (a second SIGINT or SIGTERM exits at once)"
+        );
+        tokio::spawn(async move {
+            let (second, code) = tokio::select! {
+                _ = interrupt.recv() => ("SIGINT", 130),
+                _ = terminate.recv() => ("SIGTERM", 143),
+            };
+            // Straight to stderr: the log buffer is not written out.
+            eprintln!("api: {second} received while shutting down: exiting at once with {code}");
+            std::process::exit(code);
+        });
     }
 }

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
@@ -86,8 +87,11 @@ impl Application {
 
     /// Serves until `shutdown` completes, then shuts down: /healthcheck
     /// answers 503 and responses say `Connection: close` at once; after
-    /// `--shutdown-delay` both servers stop accepting and drain.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()>) {
+    /// `--shutdown-delay` both servers stop accepting and drain. Returns
+    /// when the drain is over, with the deadline it had (when the port
+    /// closed, plus `--shutdown-timeout`): what is left to do before the
+    /// process exits (the last log lines) must be done by then.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> Instant {
         let Self {
             config,
             api,
@@ -126,6 +130,7 @@ impl Application {
                 tokio::time::sleep(config.shutdown_delay).await;
             }
             stop.cancel();
+            Instant::now() + config.shutdown_timeout
         };
         // The metrics port (scrapes, liveness) stays open until the API
         // has drained: the drain's last errors get scraped, and liveness
@@ -148,8 +153,9 @@ impl Application {
                 .await;
             }
         };
-        tokio::join!(stopper, api_server, metrics_server);
+        let (deadline, (), ()) = tokio::join!(stopper, api_server, metrics_server);
         tracing::info!("stopped");
+        deadline
     }
 }
 

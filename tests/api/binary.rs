@@ -287,6 +287,111 @@ fn sigterm_exits_0_promptly() {
 }
 
 #[test]
+fn a_second_signal_during_the_drain_exits_at_once_with_the_signals_code() {
+    for (signal, code) in [("TERM", 143), ("INT", 130)] {
+        let mut binary = Binary::start(&["--shutdown-delay", "60s"]);
+        binary.signal(signal);
+        binary.log_line(|line| {
+            line["message"]
+                .as_str()
+                .is_some_and(|message| message.starts_with(&format!("SIG{signal} received")))
+        });
+        binary.signal(signal);
+        let status = binary
+            .exit_within(Duration::from_secs(10))
+            .expect("exits long before the 60 s delay is over");
+        assert_eq!(status.code(), Some(code), "SIG{signal} twice");
+    }
+}
+
+#[tokio::test]
+async fn exit_is_bounded_by_the_shutdown_timeout_even_when_nobody_reads_stdout() {
+    let mut binary = Binary::start_unread(&["--shutdown-timeout", "1s"]);
+    // About 200 bytes of access log each: far more than a pipe holds (64 KiB).
+    let client = reqwest::Client::new();
+    for _ in 0..2000 {
+        let answer = client
+            .get(format!("{}/hello_world", binary.address))
+            .send()
+            .await
+            .expect("served: the log buffer takes the lines");
+        assert_eq!(answer.status(), 200);
+    }
+    binary.terminate();
+    let status = tokio::task::spawn_blocking(move || binary.exit_within(Duration::from_secs(10)))
+        .await
+        .expect("joins");
+    assert!(
+        status.is_some(),
+        "still running 10 s after SIGTERM: waiting on a stdout nobody reads"
+    );
+}
+
+/// A memory cgroup `parent/child` with `limit` bytes on the parent only
+/// (v2 where the memory controller can be delegated, else v1), or `None`
+/// when this process may not make one (not root).
+fn parent_limited_cgroup(name: &str, limit: u64) -> Option<std::path::PathBuf> {
+    use std::fs;
+    let v2 = std::path::Path::new("/sys/fs/cgroup");
+    let (root, limit_file) = if fs::read_to_string(v2.join("cgroup.controllers"))
+        .is_ok_and(|controllers| controllers.contains("memory"))
+    {
+        (v2.to_path_buf(), "memory.max")
+    } else {
+        (v2.join("memory"), "memory.limit_in_bytes")
+    };
+    let parent = root.join(name);
+    let made = fs::create_dir(&parent).and_then(|()| {
+        if limit_file == "memory.max" {
+            fs::write(parent.join("cgroup.subtree_control"), "+memory")?;
+        }
+        fs::write(parent.join(limit_file), limit.to_string())?;
+        fs::create_dir(parent.join("child"))
+    });
+    match made {
+        Ok(()) => Some(parent),
+        Err(error) => {
+            eprintln!(
+                "SKIPPED: cannot make a memory cgroup under {}: {error}",
+                root.display()
+            );
+            let _ = fs::remove_dir(&parent);
+            None
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_memory_limit_metric_is_the_parents_when_only_the_parent_has_one() {
+    // As an ECS task's limit above its containers, or a systemd slice's.
+    let limit = 192 * 1024 * 1024;
+    let name = format!("api-test-{}", std::process::id());
+    let Some(parent) = parent_limited_cgroup(&name, limit) else {
+        return;
+    };
+    let child = parent.join("child");
+    let binary = Binary::start_after(&format!("echo $$ > {}/cgroup.procs", child.display()), &[]);
+    let text = reqwest::get(format!("{}/metrics", binary.metrics_address()))
+        .await
+        .expect("answers")
+        .text()
+        .await
+        .expect("text");
+    drop(binary);
+    let _ = std::fs::remove_dir(&child);
+    let _ = std::fs::remove_dir(&parent);
+    assert!(
+        text.lines()
+            .any(|line| line == format!("api_memory_limit_bytes {limit}")),
+        "{}",
+        text.lines()
+            .filter(|line| line.contains("memory_limit"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+#[test]
 fn a_busy_port_fails_with_a_clear_message() {
     let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
     let port = busy.local_addr().expect("bound").port().to_string();
@@ -358,7 +463,11 @@ async fn with_a_shutdown_delay_sigterm_first_turns_health_to_503_and_closes_conn
 
     let signalled = Instant::now();
     binary.terminate();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    binary.log_line(|line| {
+        line["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("SIGTERM received"))
+    });
     let health = client
         .get(format!("{}/healthcheck", binary.address))
         .send()

@@ -122,6 +122,19 @@ pub async fn get(uri: &str) -> Answer {
     call(test_app(), Method::GET, uri).await
 }
 
+/// `GET uri` with these request headers through the real app, metrics off.
+pub async fn get_with(uri: &str, headers: &[(&str, &str)]) -> Answer {
+    let mut request = Request::get(uri);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    send(
+        test_app(),
+        request.body(Body::empty()).expect("valid request"),
+    )
+    .await
+}
+
 /// The app with metrics, and the metrics it records to.
 pub fn app_with_metrics() -> (App, Arc<Metrics>) {
     let metrics = Arc::new(Metrics::new());
@@ -209,21 +222,33 @@ impl Binary {
     /// Starts the binary and waits for its "serving" log line, which tells
     /// the address it bound.
     pub fn start(args: &[&str]) -> Self {
-        Self::spawn(Command::new(env!("CARGO_BIN_EXE_api")), args)
+        Self::spawn(Command::new(env!("CARGO_BIN_EXE_api")), args, true)
+    }
+
+    /// Starts the binary, and reads its stdout only up to the "serving"
+    /// line: from then on the pipe fills and nobody drains it.
+    pub fn start_unread(args: &[&str]) -> Self {
+        Self::spawn(Command::new(env!("CARGO_BIN_EXE_api")), args, false)
     }
 
     /// Starts the binary with its open-files limit set first, as a
     /// container runtime sets it: `ulimit_args` are `ulimit`'s, e.g. `-Sn 256`.
     pub fn start_with_ulimit(ulimit_args: &str, args: &[&str]) -> Self {
+        Self::start_after(&format!("ulimit {ulimit_args}"), args)
+    }
+
+    /// Starts the binary from a shell that first runs `setup` (the way a
+    /// container runtime prepares the process), then becomes the binary.
+    pub fn start_after(setup: &str, args: &[&str]) -> Self {
         let mut command = Command::new("sh");
         command
             .arg("-c")
-            .arg(format!(r#"ulimit {ulimit_args} && exec "$0" "$@""#))
+            .arg(format!(r#"{setup} && exec "$0" "$@""#))
             .arg(env!("CARGO_BIN_EXE_api"));
-        Self::spawn(command, args)
+        Self::spawn(command, args, true)
     }
 
-    fn spawn(mut command: Command, args: &[&str]) -> Self {
+    fn spawn(mut command: Command, args: &[&str], keep_reading: bool) -> Self {
         let mut child = command
             .args([
                 "--host",
@@ -257,6 +282,12 @@ impl Binary {
         std::thread::spawn({
             let log = log.clone();
             move || {
+                if !keep_reading {
+                    // Hold the pipe open, unread, until the child is gone.
+                    let _open = lines;
+                    std::thread::park();
+                    return;
+                }
                 for line in lines.map_while(Result::ok) {
                     if std::env::var_os("TEST_LOG").is_some() {
                         eprintln!("{line}");
@@ -312,11 +343,30 @@ impl Binary {
 
     /// Sends SIGTERM, as `docker stop` and Kubernetes do.
     pub fn terminate(&self) {
+        self.signal("TERM");
+    }
+
+    /// Sends the signal `name` (`TERM`, `INT`, ...).
+    pub fn signal(&self, name: &str) {
         let killed = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([&format!("-{name}"), &self.child.id().to_string()])
             .status()
             .expect("kill runs");
         assert!(killed.success());
+    }
+
+    /// The exit status, if the process exits within `patience`.
+    pub fn exit_within(&mut self, patience: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + patience;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("waits") {
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! `TEST_LOG=1 cargo test` shows the servers' logs.
 
 mod binary;
+mod caching;
 mod contract;
 mod helpers;
 mod metrics;
