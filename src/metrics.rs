@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{Method, StatusCode};
 use axum::routing::get;
 use prometheus::process_collector::ProcessCollector;
@@ -216,20 +216,22 @@ fn method_label(method: &Method) -> &'static str {
 /// stays open until the API has drained: a busy or stopping server still
 /// answers it, so it is restarted only when the process itself is stuck.
 pub fn routes(metrics: std::sync::Arc<Metrics>) -> Router {
+    // Both are live readings: no cache may keep them.
+    let live = |content_type| [(CONTENT_TYPE, content_type), (CACHE_CONTROL, "no-store")];
     Router::new()
         .route(
             "/metrics",
             get(move || async move {
                 (
                     StatusCode::OK,
-                    [(CONTENT_TYPE, prometheus::TEXT_FORMAT)],
+                    live(prometheus::TEXT_FORMAT),
                     metrics.render(),
                 )
             }),
         )
         .route(
             LIVENESS_PATH,
-            get(|| async { ([(CONTENT_TYPE, "application/json")], r#"{"status":"ok"}"#) }),
+            get(move || async move { (live("application/json"), r#"{"status":"ok"}"#) }),
         )
 }
 

@@ -38,11 +38,11 @@ def wait_healthy(port, timeout=10.0, path="/healthcheck"):
     return True
 
 
-def start_api(binary, port, *args, wrapper=(), stdout=subprocess.DEVNULL):
+def start_api(binary, port, *args, wrapper=(), stdout=subprocess.DEVNULL, metrics_port=0):
     """Starts the api on 127.0.0.1:port (behind `wrapper`, e.g. prlimit) and
     waits until /healthcheck answers."""
     server = subprocess.Popen(
-        [*wrapper, binary, "--host", "127.0.0.1", "--port", str(port), "--metrics-port", "0", *args],
+        [*wrapper, binary, "--host", "127.0.0.1", "--port", str(port), "--metrics-port", str(metrics_port), *args],
         stdout=stdout,
     )
     if not wait_healthy(port):
@@ -115,3 +115,16 @@ async def hold_connections(port, count, batch=500):
 def close_all(held):
     for _, writer in held:
         writer.close()
+
+
+def metric(port, series):
+    """The value of one series on the metrics port, or None."""
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: e2e\r\nConnection: close\r\n\r\n")
+        text = b""
+        while chunk := s.recv(65536):
+            text += chunk
+    for line in text.decode().splitlines():
+        if line.startswith(series + " "):
+            return float(line.split(" ")[1])
+    return None

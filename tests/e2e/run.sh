@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The hardening suite: the release binary under contract fuzzing, a real
-# browser, SIGTERM under load, a slowloris crowd, 10,000 connections under a
+# browser, SIGTERM under load, a slowloris crowd, a slow-read crowd, httplint
+# on every kind of answer, 10,000 connections under a
 # container's open-files limit, the connection limit, rolling restarts
 # behind HAProxy and a soak, plus the supply-chain checks. Installs what it
 # needs; about 8 minutes.
@@ -30,6 +31,7 @@ apt_tool chromium
 apt_tool node nodejs
 apt_tool npm
 SCHEMATHESIS=$(python_tool schemathesis schemathesis==4.32.5)/schemathesis
+HTTPLINT_PYTHON=$(python_tool httplint httplint==2026.10.4)/python
 if [[ ! -f $CACHE_DIR/node/node_modules/playwright-core/package.json ]]; then
   log "installing playwright-core (npm, into $CACHE_DIR/node)"
   npm install --silent --no-audit --no-fund --prefix "$CACHE_DIR/node" playwright-core@1.65.1 >&2
@@ -42,14 +44,15 @@ cargo build --release --bin api
 API=$REPO_ROOT/target/release/api
 ulimit -n "$(ulimit -Hn)"
 
-# serve NAME [OPTIONS...]: starts the api on a free port; sets URL and PID.
+# serve NAME [OPTIONS...]: starts the api on free ports; sets URL, PORT,
+# METRICS_PORT and PID.
 serve() {
-  local port
-  port=$(free_port)
-  "$API" --host 127.0.0.1 --port "$port" --metrics-port 0 "${@:2}" >"$WORK/$1.log" &
+  PORT=$(free_port)
+  METRICS_PORT=$(free_port)
+  "$API" --host 127.0.0.1 --port "$PORT" --metrics-port "$METRICS_PORT" "${@:2}" >"$WORK/$1.log" &
   PID=$!
   SERVERS+=("$PID")
-  URL=http://127.0.0.1:$port
+  URL=http://127.0.0.1:$PORT
   wait_for_http "$URL/healthcheck" 10
 }
 
@@ -73,7 +76,16 @@ check "exit 0 within the drain time, no wrong or truncated answer" \
 
 log "slowloris: 300 connections, headers a byte a second, for 40 s"
 serve slowloris
-check "the server keeps answering and cuts the slow clients off" python3 "$E2E/slowloris.py" "${URL##*:}" 40
+check "the server keeps answering and cuts the slow clients off" python3 "$E2E/slowloris.py" "$PORT" 40
+
+log "slow readers: --max-connections clients that pipeline 1.4 MB answers and never read"
+check "every place free again within the write timeout, each counted, /livez up, RSS flat" \
+  python3 "$E2E/slow_read.py" "$API"
+
+log "HTTP conformance: httplint on every kind of answer"
+serve httplint
+check "no WARN or BAD note on any route, status, coding, 304 or HEAD" \
+  "$HTTPLINT_PYTHON" "$E2E/http_lint.py" "$PORT" "$METRICS_PORT"
 
 log "capacity: 10,000 keep-alive connections, started with a soft open-files limit of 1024"
 check "every connection answered, /healthcheck within 1 s meanwhile" \
