@@ -4,9 +4,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use api::config::{Cli, Command, ServerConfig};
-use api::server::shutdown_signal;
+use api::shutdown::signal_received;
 use api::startup::Application;
-use api::{healthcheck, telemetry};
+use api::{healthcheck, logging};
 use clap::Parser;
 
 fn main() -> ExitCode {
@@ -36,13 +36,13 @@ fn main() -> ExitCode {
 const LAST_LOG_LINES_TIME: Duration = Duration::from_millis(100);
 
 fn serve(config: ServerConfig) -> Result<(), String> {
-    let log_flusher = telemetry::init(config.log_format, &config.log_filter)?;
+    let log_flusher = logging::init(config.log_format, &config.log_filter)?;
     let runtime = tokio::runtime::Runtime::new().map_err(|error| error.to_string())?;
     let drain_deadline = runtime.block_on(async {
         let application = Application::build(config)
             .await
             .map_err(|error| error.to_string())?;
-        Ok::<_, String>(application.run_until(shutdown_signal()).await)
+        Ok::<_, String>(application.run_until(signal_received()).await)
     })?;
     // Within --shutdown-timeout, even if stdout never drains.
     log_flusher.stop_by(drain_deadline.max(Instant::now() + LAST_LOG_LINES_TIME));

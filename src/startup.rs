@@ -1,6 +1,6 @@
 //! Binds the listeners (so that the real ports are known before serving,
-//! which is how tests run on port 0), then serves the API and the metrics
-//! until told to stop, and stops in the order load balancers need.
+//! which is how tests run on port 0), wires the parts together, and runs
+//! the API and metrics servers until the shutdown (`shutdown.rs`) is over.
 
 use std::future::Future;
 use std::io;
@@ -8,18 +8,20 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpSocket};
-use tokio_util::sync::CancellationToken;
 
+use crate::api::routing::Endpoints;
+use crate::api::{self, AppState, Settings, endpoints};
 use crate::config::ServerConfig;
-use crate::connections::{self, ConnectionLimit};
-use crate::lifecycle::Lifecycle;
+use crate::http::connections::{self, ConnectionLimit};
+use crate::http::serve::serve;
 use crate::metrics::{self, Metrics};
-use crate::router::app;
-use crate::server::serve;
+use crate::shutdown::{Drain, Shutdown, Stopping};
 
 /// Connections to the metrics port at once: Prometheus keeps one per
-/// scraper. A bound keeps that port from costing memory too.
+/// scraper, and liveness probes one each. A bound keeps that port from
+/// costing memory too.
 const METRICS_MAX_CONNECTIONS: usize = 16;
 
 /// How many connections the kernel keeps waiting to be accepted: where new
@@ -85,13 +87,22 @@ impl Application {
             .map(|(listener, _)| local_port(listener))
     }
 
-    /// Serves until `shutdown` completes, then shuts down: /healthcheck
-    /// answers 503 and responses say `Connection: close` at once; after
-    /// `--shutdown-delay` both servers stop accepting and drain. Returns
-    /// when the drain is over, with the deadline it had (when the port
-    /// closed, plus `--shutdown-timeout`): what is left to do before the
-    /// process exits (the last log lines) must be done by then.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> Instant {
+    /// Serves the service's endpoints until `told_to_stop` completes, then
+    /// shuts down (`shutdown.rs`). Returns when that is over, with the
+    /// deadline the drain had: what is left to do before the process exits
+    /// (the last log lines) must be done by then.
+    pub async fn run_until(self, told_to_stop: impl Future<Output = ()>) -> Instant {
+        self.run_endpoints_until(endpoints::all(), told_to_stop)
+            .await
+    }
+
+    /// [`run_until`](Self::run_until) with other endpoints: for tests that
+    /// need routes the service does not have, behind the same guards.
+    pub async fn run_endpoints_until(
+        self,
+        endpoints: Endpoints,
+        told_to_stop: impl Future<Output = ()>,
+    ) -> Instant {
         let Self {
             config,
             api,
@@ -110,51 +121,41 @@ impl Application {
             "serving"
         );
         let (metrics_listener, metrics) = metrics.unzip();
-        let lifecycle = Lifecycle::default();
-        let router = app(config.request_timeout, metrics.clone(), lifecycle.clone());
+        let stopping = Stopping::default();
+        let app = api::app(
+            endpoints,
+            Settings {
+                request_timeout: config.request_timeout,
+                metrics: metrics.clone(),
+                state: AppState {
+                    stopping: stopping.clone(),
+                },
+            },
+        );
         let limit = ConnectionLimit::new(
             max_connections,
             metrics
                 .as_ref()
                 .map(|metrics| metrics.connections(max_connections)),
         );
-        let stop = CancellationToken::new();
-        let stopper = async {
-            shutdown.await;
-            lifecycle.begin_shutdown();
-            if !config.shutdown_delay.is_zero() {
-                tracing::info!(
-                    delay = ?config.shutdown_delay,
-                    "still serving, with /healthcheck answering 503, before closing the port"
-                );
-                tokio::time::sleep(config.shutdown_delay).await;
-            }
-            stop.cancel();
-            Instant::now() + config.shutdown_timeout
+        let shutdown = Shutdown {
+            stopping,
+            delay: config.shutdown_delay,
+            timeout: config.shutdown_timeout,
+            api: Drain::default(),
+            metrics: Drain::default(),
         };
-        // The metrics port (scrapes, liveness) stays open until the API
-        // has drained: the drain's last errors get scraped, and liveness
-        // probes keep passing while in-flight requests finish.
-        let api_drained = CancellationToken::new();
-        let api_server = async {
-            serve(api, router, &config, limit, stop.clone()).await;
-            api_drained.cancel();
-        };
+        let api_server = serve(api, app, &config, limit, shutdown.api.clone());
+        let metrics_drain = shutdown.metrics.clone();
         let metrics_server = async {
             if let (Some(listener), Some(metrics)) = (metrics_listener, metrics) {
                 let limit = ConnectionLimit::new(METRICS_MAX_CONNECTIONS, None);
-                serve(
-                    listener,
-                    metrics::routes(metrics),
-                    &config,
-                    limit,
-                    api_drained.clone(),
-                )
-                .await;
+                let routes = TowerToHyperService::new(metrics::routes(metrics));
+                serve(listener, routes, &config, limit, metrics_drain).await;
             }
         };
-        let (deadline, (), ()) = tokio::join!(stopper, api_server, metrics_server);
-        tracing::info!("stopped");
+        let (deadline, (), ()) =
+            tokio::join!(shutdown.run(told_to_stop), api_server, metrics_server);
         deadline
     }
 }

@@ -2,13 +2,12 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::Router;
+use api::api::endpoints;
 use axum::body::Body;
 use axum::http::{Method, Request};
-use axum::routing::get as route_get;
 
 use crate::helpers::{
-    REQUEST_TIMEOUT, behind_middleware, call, get, get_with, panics, send, test_app,
+    REQUEST_TIMEOUT, app_with_routes, call, get, get_with, panics, send, test_app,
 };
 
 fn now() -> u64 {
@@ -160,8 +159,8 @@ async fn wrong_method_answers_405_with_fastapis_body_and_an_allow_header() {
 
 #[tokio::test]
 async fn a_panicking_handler_answers_500_with_a_json_body() {
-    let router = behind_middleware(
-        Router::new().route("/boom", route_get(panics)),
+    let router = app_with_routes(
+        endpoints::all().hidden(Method::GET, "/boom", panics),
         REQUEST_TIMEOUT,
     );
     let answer = call(router, Method::GET, "/boom").await;
@@ -171,15 +170,12 @@ async fn a_panicking_handler_answers_500_with_a_json_body() {
 
 #[tokio::test]
 async fn a_request_slower_than_the_request_timeout_answers_408() {
-    let slow = Router::new().route(
-        "/slow",
-        route_get(|| async {
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            "too late"
-        }),
-    );
+    let slow = endpoints::all().hidden(Method::GET, "/slow", || async {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        "too late"
+    });
     let answer = call(
-        behind_middleware(slow, Duration::from_millis(50)),
+        app_with_routes(slow, Duration::from_millis(50)),
         Method::GET,
         "/slow",
     )

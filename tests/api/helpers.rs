@@ -5,20 +5,17 @@ use std::convert::Infallible;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, Once};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use api::api::routing::Endpoints;
+use api::api::{self as service, App, AppState, Settings, endpoints};
 use api::config::ServerConfig;
-use api::connections::ConnectionLimit;
-use api::lifecycle::Lifecycle;
 use api::metrics::Metrics;
-use api::router::{App, app};
-use api::server::serve;
+use api::shutdown::Stopping;
 use api::startup::Application;
-use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, Response};
 use http_body_util::BodyExt;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
@@ -106,15 +103,32 @@ pub async fn send(app: impl InProcess, request: Request<Body>) -> Answer {
     }
 }
 
-/// The real app, metrics off, not shutting down.
-pub fn test_app() -> App {
-    app(REQUEST_TIMEOUT, None, Lifecycle::default())
+/// The app in-process, as the service builds it from `endpoints`.
+fn in_process(
+    endpoints: Endpoints,
+    request_timeout: Duration,
+    metrics: Option<Arc<Metrics>>,
+) -> App {
+    let state = AppState {
+        stopping: Stopping::default(),
+    };
+    let settings = Settings {
+        request_timeout,
+        metrics,
+        state,
+    };
+    service::app(endpoints, settings)
 }
 
-/// The app with `routes` for every path but the contract's, metrics off:
-/// for routes the real app doesn't have, behind the same guards.
-pub fn behind_middleware(routes: Router, request_timeout: Duration) -> App {
-    App::new(routes, request_timeout, None, Lifecycle::default())
+/// The real app, metrics off, not shutting down.
+pub fn test_app() -> App {
+    in_process(endpoints::all(), REQUEST_TIMEOUT, None)
+}
+
+/// The app in-process with `endpoints` (the service's, and routes it
+/// doesn't have, behind the same guards), metrics off.
+pub fn app_with_routes(endpoints: Endpoints, request_timeout: Duration) -> App {
+    in_process(endpoints, request_timeout, None)
 }
 
 /// `GET uri` through the real app, metrics off.
@@ -138,15 +152,27 @@ pub async fn get_with(uri: &str, headers: &[(&str, &str)]) -> Answer {
 /// The app with metrics, and the metrics it records to.
 pub fn app_with_metrics() -> (App, Arc<Metrics>) {
     let metrics = Arc::new(Metrics::new());
-    let router = app(REQUEST_TIMEOUT, Some(metrics.clone()), Lifecycle::default());
-    (router, metrics)
+    let app = in_process(endpoints::all(), REQUEST_TIMEOUT, Some(metrics.clone()));
+    (app, metrics)
 }
 
 /// A server running in this process on free ports; stops when dropped.
 pub struct TestApp {
     pub address: String,
     pub metrics_address: String,
-    stop: CancellationToken,
+    /// Tells it to stop, as SIGTERM does.
+    pub stop: CancellationToken,
+    /// Ends when the shutdown is over.
+    pub server: Option<tokio::task::JoinHandle<Instant>>,
+}
+
+impl TestApp {
+    /// Tells the server to stop and waits until its shutdown is over.
+    pub async fn stopped(mut self) {
+        self.stop.cancel();
+        let server = self.server.take().expect("running");
+        server.await.expect("the server stops");
+    }
 }
 
 impl Drop for TestApp {
@@ -162,6 +188,11 @@ pub async fn spawn_app() -> TestApp {
 
 /// The whole application with `config` (whose ports should be 0).
 pub async fn spawn_app_with(config: ServerConfig) -> TestApp {
+    spawn_endpoints(endpoints::all(), config).await
+}
+
+/// The whole application serving `endpoints`, with `config`.
+pub async fn spawn_endpoints(endpoints: Endpoints, config: ServerConfig) -> TestApp {
     init_test_log();
     let application = Application::build(config).await.expect("binds");
     let address = format!("http://127.0.0.1:{}", application.port());
@@ -170,42 +201,14 @@ pub async fn spawn_app_with(config: ServerConfig) -> TestApp {
         application.metrics_port().expect("metrics on")
     );
     let stop = CancellationToken::new();
-    tokio::spawn(application.run_until(stop.clone().cancelled_owned()));
+    let server =
+        tokio::spawn(application.run_endpoints_until(endpoints, stop.clone().cancelled_owned()));
     TestApp {
         address,
         metrics_address,
         stop,
+        server: Some(server),
     }
-}
-
-/// Any app behind our server loop, for routes the real app doesn't have.
-/// Returns the base URL, the stop switch and the server's task.
-pub async fn spawn_router<S>(
-    router: S,
-    config: ServerConfig,
-) -> (String, CancellationToken, tokio::task::JoinHandle<()>)
-where
-    S: tower::Service<
-            Request<hyper::body::Incoming>,
-            Response = axum::response::Response,
-            Error = Infallible,
-        > + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-{
-    init_test_log();
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
-    let address = format!("http://{}", listener.local_addr().expect("bound"));
-    let stop = CancellationToken::new();
-    let server = tokio::spawn({
-        let stop = stop.clone();
-        async move {
-            let limit = ConnectionLimit::new(config.max_connections as usize, None);
-            serve(listener, router, &config, limit, stop).await
-        }
-    });
-    (address, stop, server)
 }
 
 /// The compiled `api` binary, started with `args` on free ports.

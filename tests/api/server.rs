@@ -5,14 +5,13 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use api::api::endpoints;
+use api::api::routing::Endpoints;
 use api::config::ServerConfig;
-use axum::Router;
-use axum::routing::get;
+use axum::http::Method;
 use tokio::sync::Notify;
 
-use crate::helpers::{
-    REQUEST_TIMEOUT, TestApp, behind_middleware, panics, spawn_app, spawn_router,
-};
+use crate::helpers::{TestApp, panics, spawn_app, spawn_app_with, spawn_endpoints};
 
 /// Sends raw bytes, returns everything the server answers until it closes
 /// the connection (or 5 s pass).
@@ -37,14 +36,11 @@ fn status_of(answer: &str) -> &str {
 
 #[tokio::test]
 async fn a_panicking_handler_answers_500_and_the_server_keeps_serving() {
-    let router = Router::new()
-        .route("/boom", get(panics))
-        .route("/fine", get(|| async { "fine" }));
-    let (address, _stop, _server) = spawn_router(
-        behind_middleware(router, REQUEST_TIMEOUT),
-        ServerConfig::ephemeral(),
-    )
-    .await;
+    let endpoints = endpoints::all()
+        .hidden(Method::GET, "/boom", panics)
+        .hidden(Method::GET, "/fine", || async { "fine" });
+    let app = spawn_endpoints(endpoints, ServerConfig::ephemeral()).await;
+    let address = &app.address;
     let client = reqwest::Client::new();
     for _ in 0..3 {
         let boom = client
@@ -68,45 +64,39 @@ async fn a_panicking_handler_answers_500_and_the_server_keeps_serving() {
 
 /// A route at `/slow` that tells when a request reached it, then takes
 /// `time` (or forever) to answer "finished".
-fn slow_route(time: Option<Duration>) -> (Router, Arc<Notify>) {
+fn slow_route(time: Option<Duration>) -> (Endpoints, Arc<Notify>) {
     let reached = Arc::new(Notify::new());
-    let router = Router::new().route(
-        "/slow",
-        get({
-            let reached = reached.clone();
-            move || async move {
-                reached.notify_one();
-                match time {
-                    Some(time) => tokio::time::sleep(time).await,
-                    None => std::future::pending().await,
-                }
-                "finished"
+    let endpoints = endpoints::all().hidden(Method::GET, "/slow", {
+        let reached = reached.clone();
+        move || async move {
+            reached.notify_one();
+            match time {
+                Some(time) => tokio::time::sleep(time).await,
+                None => std::future::pending().await,
             }
-        }),
-    );
-    (router, reached)
+            "finished"
+        }
+    });
+    (endpoints, reached)
 }
 
 #[tokio::test]
 async fn shutdown_lets_in_flight_requests_finish_then_stops_accepting() {
     let (slow, reached) = slow_route(Some(Duration::from_millis(500)));
-    let (address, stop, server) = spawn_router(
-        behind_middleware(slow, REQUEST_TIMEOUT),
-        ServerConfig::ephemeral(),
-    )
-    .await;
+    let app = spawn_endpoints(slow, ServerConfig::ephemeral()).await;
+    let address = app.address.clone();
     let in_flight = tokio::spawn(reqwest::get(format!("{address}/slow")));
     reached.notified().await;
 
     let asked = Instant::now();
-    stop.cancel();
+    let stopped = tokio::spawn(app.stopped());
     let response = in_flight
         .await
         .expect("joins")
         .expect("the in-flight request is answered");
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().await.expect("body"), "finished");
-    server.await.expect("the server stops");
+    stopped.await.expect("the server stops");
     assert!(
         asked.elapsed() < Duration::from_secs(3),
         "drained in {:?}",
@@ -123,14 +113,13 @@ async fn shutdown_gives_up_on_requests_after_the_shutdown_timeout() {
     let (stuck, reached) = slow_route(None);
     let mut config = ServerConfig::ephemeral();
     config.shutdown_timeout = Duration::from_millis(300);
-    let (address, stop, server) =
-        spawn_router(behind_middleware(stuck, Duration::from_secs(60)), config).await;
-    let _in_flight = tokio::spawn(reqwest::get(format!("{address}/slow")));
+    config.request_timeout = Duration::from_secs(60);
+    let app = spawn_endpoints(stuck, config).await;
+    let _in_flight = tokio::spawn(reqwest::get(format!("{}/slow", app.address)));
     reached.notified().await;
 
     let asked = Instant::now();
-    stop.cancel();
-    server.await.expect("the server stops");
+    app.stopped().await;
     let took = asked.elapsed();
     assert!(
         took >= Duration::from_millis(300) && took < Duration::from_secs(2),
@@ -142,7 +131,8 @@ async fn shutdown_gives_up_on_requests_after_the_shutdown_timeout() {
 async fn a_connection_that_sends_nothing_is_closed_after_the_header_read_timeout() {
     let mut config = ServerConfig::ephemeral();
     config.header_read_timeout = Duration::from_millis(500);
-    let (address, _stop, _server) = spawn_router(Router::new(), config).await;
+    let app = spawn_app_with(config).await;
+    let address = app.address.clone();
     let started = Instant::now();
     let answer = tokio::task::spawn_blocking(move || raw_exchange(&address, b""))
         .await
@@ -159,11 +149,8 @@ async fn a_connection_that_sends_nothing_is_closed_after_the_header_read_timeout
 async fn a_slowloris_client_is_cut_off_and_does_not_starve_others() {
     let mut config = ServerConfig::ephemeral();
     config.header_read_timeout = Duration::from_millis(800);
-    let router = behind_middleware(
-        Router::new().route("/ok", get(|| async { "ok" })),
-        REQUEST_TIMEOUT,
-    );
-    let (address, _stop, _server) = spawn_router(router, config).await;
+    let app = spawn_app_with(config).await;
+    let address = app.address.clone();
 
     let slow_address = address.clone();
     let (begun, has_begun) = tokio::sync::oneshot::channel();
@@ -172,7 +159,10 @@ async fn a_slowloris_client_is_cut_off_and_does_not_starve_others() {
             TcpStream::connect(slow_address.trim_start_matches("http://")).expect("connects");
         let started = Instant::now();
         let mut begun = Some(begun);
-        for byte in b"GET /ok HTTP/1.1\r\nHost: x\r\nX-Slow: ".iter().cycle() {
+        for byte in b"GET /hello_world HTTP/1.1\r\nHost: x\r\nX-Slow: "
+            .iter()
+            .cycle()
+        {
             if stream.write_all(&[*byte]).is_err() || started.elapsed() > Duration::from_secs(5) {
                 break;
             }
@@ -186,7 +176,7 @@ async fn a_slowloris_client_is_cut_off_and_does_not_starve_others() {
     has_begun
         .await
         .expect("the slow client has begun its request");
-    let other = reqwest::get(format!("{address}/ok"))
+    let other = reqwest::get(format!("{address}/hello_world"))
         .await
         .expect("others are served meanwhile");
     assert_eq!(other.status(), 200);
@@ -462,7 +452,7 @@ fn closed_within(stream: &mut TcpStream, patience: Duration) -> bool {
 async fn header_timeouts_are_counted_for_slow_or_silent_clients_but_not_for_idle_keep_alive() {
     let mut config = ServerConfig::ephemeral();
     config.header_read_timeout = Duration::from_millis(300);
-    let app = crate::helpers::spawn_app_with(config).await;
+    let app = spawn_app_with(config).await;
     let address = app.address.clone();
     let before = connection_errors(&app, "header_timeout").await;
     tokio::task::spawn_blocking(move || {
@@ -486,7 +476,7 @@ async fn header_timeouts_are_counted_for_slow_or_silent_clients_but_not_for_idle
 async fn a_client_that_pipelines_and_never_reads_is_cut_off_after_the_write_timeout() {
     let mut config = ServerConfig::ephemeral();
     config.write_timeout = Duration::from_millis(500);
-    let app = crate::helpers::spawn_app_with(config).await;
+    let app = spawn_app_with(config).await;
     let address = app.address.clone();
     let before = connection_errors(&app, "write_timeout").await;
     let cut_off = tokio::task::spawn_blocking(move || {

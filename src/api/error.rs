@@ -1,6 +1,8 @@
 //! Every error the API answers, in FastAPI's shape (`{"detail": ...}`), so
 //! that clients written against the Python original keep working.
 
+use std::borrow::Cow;
+
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -43,24 +45,42 @@ pub struct ValidationError {
     #[schema(example = "missing")]
     pub kind: &'static str,
     /// Where the input was expected: `["query", "<parameter>"]`.
-    #[schema(example = json!(["query", "name"]))]
-    pub loc: [&'static str; 2],
+    #[schema(value_type = Vec<String>, example = json!(["query", "name"]))]
+    pub loc: (&'static str, String),
     /// Human-readable message.
     #[schema(example = "Field required")]
-    pub msg: &'static str,
+    pub msg: Cow<'static, str>,
     /// The offending input; `null` when it is missing.
     #[schema(value_type = Option<Object>, example = json!(null))]
-    pub input: Option<serde_json::Value>,
+    pub input: Option<String>,
 }
 
 impl ValidationError {
-    /// A required query parameter that the request did not send.
-    pub fn missing_query(parameter: &'static str) -> Self {
+    /// A required parameter, from `source` (`query`, `path`), that the
+    /// request did not send.
+    pub fn missing(source: &'static str, parameter: String) -> Self {
         Self {
             kind: "missing",
-            loc: ["query", parameter],
-            msg: "Field required",
+            loc: (source, parameter),
+            msg: Cow::Borrowed("Field required"),
             input: None,
+        }
+    }
+
+    /// A parameter whose value could not be read: `kind` and `msg` as
+    /// pydantic names and says them, `input` the value sent.
+    pub fn invalid(
+        source: &'static str,
+        kind: &'static str,
+        parameter: String,
+        msg: String,
+        input: Option<String>,
+    ) -> Self {
+        Self {
+            kind,
+            loc: (source, parameter),
+            msg: Cow::Owned(msg),
+            input,
         }
     }
 }

@@ -3,10 +3,9 @@
 //! (`Cache-Control: no-store` unless the handler chose otherwise,
 //! `Connection: close` too, once the process is shutting down).
 //!
-//! Not a middleware layer: the app (`router.rs`) starts an [`Observed`] for
-//! each request and finishes it with the response, so that the three
-//! contract routes, answered without a router, and the others, answered by
-//! axum, are observed alike, for one `Arc` clone a request.
+//! Not a middleware layer: the app (`api::App`) starts an [`Observed`] for
+//! each request and finishes it with the response, for one `Arc` clone a
+//! request, and every answer passes here, the router's 404s included.
 
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,24 +16,27 @@ use axum::http::header::{CACHE_CONTROL, CONNECTION, X_CONTENT_TYPE_OPTIONS};
 use axum::http::{HeaderName, HeaderValue, Method, Request, Uri};
 use axum::response::Response;
 
-use crate::access_log::{self, AccessLine};
-use crate::lifecycle::Lifecycle;
-use crate::metrics::{Metrics, UNMATCHED_ROUTE};
+use crate::logging::access::{self, AccessLine};
+use crate::metrics::{Metrics, RouteSeries, UNMATCHED_ROUTE};
+use crate::shutdown::Stopping;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Longest client-supplied request id we keep; longer ones are replaced.
 const MAX_REQUEST_ID_LEN: usize = 128;
 
-/// The route a response that matched no route counts under (a redirect
-/// counts under the route it leads to), set by the handler that made it.
-#[derive(Clone)]
-pub struct RouteLabel(pub Arc<str>);
+/// What a route's requests are counted and logged under: its template
+/// (the same for every path it matches, so that no client can add series)
+/// and its series, looked up once.
+pub struct RouteLabel {
+    pub template: String,
+    pub series: Option<RouteSeries>,
+}
 
 /// What observation reports to, shared by every request.
 pub struct Observer {
     pub metrics: Option<Arc<Metrics>>,
-    pub lifecycle: Lifecycle,
+    pub stopping: Stopping,
 }
 
 /// One request being answered.
@@ -45,6 +47,8 @@ pub struct Observed {
     method: Method,
     /// As the client sent it, before any decoding for routing.
     uri: Uri,
+    /// The route it is counted under; `None` for "unmatched".
+    route: Option<Arc<RouteLabel>>,
 }
 
 impl Observed {
@@ -64,27 +68,31 @@ impl Observed {
             request_id,
             method: request.method().clone(),
             uri: request.uri().clone(),
+            route: None,
         }
     }
 
-    /// Counts and logs the answer under `route` (the response's
-    /// [`RouteLabel`], else "unmatched", when `None`), and adds the headers
-    /// every response carries.
-    pub fn finish(self, response: &mut Response, route: Option<&str>) {
+    /// Counted under this route template: the one the path matched, or the
+    /// one its trailing-slash redirect leads to. Raw paths never become
+    /// labels, so no client can add series: without a route, "unmatched".
+    pub fn counts_under(&mut self, route: Arc<RouteLabel>) {
+        self.route = Some(route);
+    }
+
+    /// Counts and logs the answer, and adds the headers every response
+    /// carries.
+    pub fn finish(self, response: &mut Response) {
         let elapsed = self.started.elapsed();
-        let route = route
-            .or_else(|| {
-                response
-                    .extensions()
-                    .get::<RouteLabel>()
-                    .map(|label| &*label.0)
-            })
-            .unwrap_or(UNMATCHED_ROUTE);
+        let route = self
+            .route
+            .as_ref()
+            .map_or(UNMATCHED_ROUTE, |route| route.template.as_str());
+        let series = self.route.as_ref().and_then(|route| route.series.as_ref());
         let status = response.status();
         if let Some(metrics) = &self.observer.metrics {
-            metrics.record(&self.method, route, status, elapsed);
+            metrics.record(&self.method, route, series, status, elapsed);
         }
-        access_log::log(&AccessLine {
+        access::log(&AccessLine {
             method: self.method.as_str(),
             path: self.uri.path(),
             route,
@@ -92,7 +100,7 @@ impl Observed {
             latency_us: elapsed.as_micros() as u64,
             request_id: self.request_id.to_str().unwrap_or_default(),
         });
-        let stopping = self.observer.lifecycle.is_stopping();
+        let stopping = self.observer.stopping.is_set();
         let headers = response.headers_mut();
         headers.insert(REQUEST_ID, self.request_id.clone());
         // Our JSON echoes client input (`name`): browsers must never sniff it as HTML.

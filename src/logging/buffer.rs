@@ -19,8 +19,6 @@ use std::io::{self, Write};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tracing_subscriber::fmt::MakeWriter;
-
 const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 const FLUSH_EARLY_AT: usize = 64 * 1024;
 /// Everything queued at once: the lines waiting plus the batch being written.
@@ -57,8 +55,8 @@ impl Shared {
     }
 }
 
-/// The `MakeWriter` for tracing's fmt layer, and where the access log
-/// writes; clones write to the same buffer.
+/// Where every line is written (`&LogBuffer` implements `Write`, so that
+/// writing costs no `Arc` clone); clones write to the same buffer.
 #[derive(Clone)]
 pub struct LogBuffer(Arc<Shared>);
 
@@ -161,8 +159,7 @@ impl Drop for LogFlusher {
     }
 }
 
-// Written through a shared reference, so that handing tracing a writer per
-// line costs nothing (no `Arc` clone on the request path).
+// Written through a shared reference: no `Arc` clone on the request path.
 impl Write for &LogBuffer {
     fn write(&mut self, line: &[u8]) -> io::Result<usize> {
         let mut pending = self.0.lock();
@@ -179,14 +176,6 @@ impl Write for &LogBuffer {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for LogBuffer {
-    type Writer = &'a LogBuffer;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self
     }
 }
 
@@ -226,7 +215,7 @@ mod tests {
     fn lines_reach_the_output_within_the_flush_interval() {
         let output = Output::default();
         let (buffer, _flusher) = log_buffer(output.clone());
-        buffer.make_writer().write_all(b"one\n").expect("buffered");
+        (&buffer).write_all(b"one\n").expect("buffered");
         let written = Instant::now();
         while output.text().is_empty() {
             assert!(written.elapsed() < Duration::from_secs(2), "not flushed");
@@ -240,7 +229,7 @@ mod tests {
         let output = Output::default();
         let (buffer, flusher) = log_buffer(output.clone());
         for n in 0..1000 {
-            writeln!(buffer.make_writer(), "line {n}").expect("buffered");
+            writeln!(&buffer, "line {n}").expect("buffered");
         }
         drop(flusher);
         let text = output.text();
@@ -275,10 +264,7 @@ mod tests {
         // 20 MiB offered while the output is stalled: whether the writer has
         // taken a batch yet or not, 8 lines of 1 MiB fit, and no more.
         for _ in 0..20 {
-            buffer
-                .make_writer()
-                .write_all(&line)
-                .expect("accepted, kept or not");
+            (&buffer).write_all(&line).expect("accepted, kept or not");
         }
         drop(stalled);
         drop(flusher);
@@ -302,7 +288,7 @@ mod tests {
         let (buffer, _flusher) = log_buffer(output.clone());
         let line = [b'y'; 1023];
         for _ in 0..4096 {
-            let mut writer = buffer.make_writer();
+            let mut writer = &buffer;
             writer
                 .write_all(&line)
                 .and_then(|()| writer.write_all(b"\n"))
@@ -312,7 +298,7 @@ mod tests {
         // Two more rounds of small lines: each buffer is written out once more.
         while output.text().lines().count() < 4096 + 2 {
             assert!(burst.elapsed() < Duration::from_secs(10), "not flushed");
-            writeln!(buffer.make_writer(), "small").expect("buffered");
+            writeln!(&buffer, "small").expect("buffered");
             std::thread::sleep(FLUSH_INTERVAL * 2);
         }
         std::thread::sleep(FLUSH_INTERVAL * 2);
@@ -328,7 +314,7 @@ mod tests {
         let gated = Gated::default();
         let _stalled_forever = gated.gate.lock().expect("not poisoned");
         let (buffer, flusher) = log_buffer(gated.clone());
-        writeln!(buffer.make_writer(), "never written").expect("buffered");
+        writeln!(&buffer, "never written").expect("buffered");
         let started = Instant::now();
         flusher.stop_by(started + Duration::from_millis(300));
         let waited = started.elapsed();

@@ -7,20 +7,17 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
-use axum::Router;
 use axum::body::Bytes;
-use axum::extract::Path;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use serde::Deserialize;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::Config;
 
-use crate::error::ApiError;
-use crate::static_files::{Coding, StaticFile};
-// Named here without their module: given as `routes::...`, utoipa would
-// tag every operation "routes"; FastAPI's have no tag ("default").
-use crate::routes::{__path_current_time, __path_healthcheck, __path_hello_world};
+use crate::api::error::ApiError;
+use crate::api::extract::Path;
+use crate::api::routing::Endpoints;
+use crate::api::static_files::{Coding, StaticFile};
 
 pub const OPENAPI_PATH: &str = "/openapi.json";
 pub const DOCS_PATH: &str = "/docs";
@@ -28,83 +25,72 @@ const DOCS_INDEX_PATH: &str = "/docs/";
 const DOCS_FILES_PATH: &str = "/docs/{*file}";
 pub const REDOC_PATH: &str = "/redoc";
 
-/// Every route template of [`routes`], for the router's trailing-slash
-/// redirects.
-pub const PATHS: [&str; 5] = [
-    OPENAPI_PATH,
-    DOCS_PATH,
-    DOCS_INDEX_PATH,
-    DOCS_FILES_PATH,
-    REDOC_PATH,
-];
-
-/// The OpenAPI document: its header, and the paths from the handlers'
-/// `#[utoipa::path]` attributes.
+/// The OpenAPI document's header; the paths come from the endpoints'
+/// `#[utoipa::path]` attributes (`endpoints::all`).
 #[derive(OpenApi)]
-#[openapi(
-    info(
-        title = "api",
-        description = "Hello world, the current time and a health check: a Rust rewrite of a FastAPI service."
-    ),
-    paths(hello_world, current_time, healthcheck)
-)]
+#[openapi(info(
+    title = "api",
+    description = "Hello world, the current time and a health check: a Rust rewrite of a FastAPI service."
+))]
 pub struct ApiDoc;
 
-impl ApiDoc {
-    /// The document as served: operations without a tag carry no `tags`
-    /// key, as in FastAPI's document (utoipa's derive writes `"tags": []`).
-    pub fn document() -> utoipa::openapi::OpenApi {
-        let mut document = Self::openapi();
-        for operation in document
-            .paths
-            .paths
-            .values_mut()
-            .filter_map(|item| item.get.as_mut())
-        {
-            if operation.tags.as_ref().is_some_and(Vec::is_empty) {
-                operation.tags = None;
-            }
+/// The document as served: operations without a tag carry no `tags` key,
+/// as in FastAPI's document (utoipa writes `"tags": []`).
+pub fn as_served(mut document: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    for operation in document
+        .paths
+        .paths
+        .values_mut()
+        .filter_map(|item| item.get.as_mut())
+    {
+        if operation.tags.as_ref().is_some_and(Vec::is_empty) {
+            operation.tags = None;
         }
-        document
     }
+    document
 }
 
-/// `/openapi.json`, `/docs`, the Swagger UI files under `/docs/`, and
-/// `/redoc`. None of them is in the OpenAPI document, as in FastAPI. Each
-/// is a [`StaticFile`]: revalidated with its `ETag`, gzipped only for
-/// clients that take it, never copied per request.
-pub fn routes(openapi: &utoipa::openapi::OpenApi) -> Router {
+/// `endpoints` with `/openapi.json` (describing them), `/docs`, the
+/// Swagger UI files under `/docs/`, and `/redoc`. None of these is in the
+/// OpenAPI document, as in FastAPI. Each is a [`StaticFile`]: revalidated
+/// with its `ETag`, gzipped only for clients that take it, never copied
+/// per request.
+pub fn add_routes(endpoints: Endpoints, openapi: &utoipa::openapi::OpenApi) -> Endpoints {
     let document = Arc::new(StaticFile::plain(
         "application/json",
         openapi.to_json().expect("the OpenAPI document serializes"),
     ));
     let index = Arc::new(StaticFile::plain("text/html; charset=utf-8", INDEX_PAGE));
     let files = Arc::new(swagger_ui_files());
-    Router::new()
-        .route(OPENAPI_PATH, get(serve(document)))
-        .route(DOCS_PATH, get(serve(index.clone())))
-        .route(DOCS_INDEX_PATH, get(serve(index)))
-        .route(
-            REDOC_PATH,
-            get(|headers: HeaderMap| async move { redoc_page().respond(&headers) }),
-        )
-        .route(
+    endpoints
+        .hidden(Method::GET, OPENAPI_PATH, serve(document))
+        .hidden(Method::GET, DOCS_PATH, serve(index.clone()))
+        .hidden(Method::GET, DOCS_INDEX_PATH, serve(index))
+        .hidden(Method::GET, REDOC_PATH, |headers: HeaderMap| async move {
+            redoc_page().respond(&headers)
+        })
+        .hidden(
+            Method::GET,
             DOCS_FILES_PATH,
-            get(
-                move |Path(file): Path<String>, headers: HeaderMap| async move {
-                    match files.get(file.as_str()) {
-                        Some(file) => file.respond(&headers),
-                        None => ApiError::NotFound.into_response(),
-                    }
-                },
-            ),
+            move |Path(DocsFile { file }): Path<DocsFile>, headers: HeaderMap| async move {
+                match files.get(file.as_str()) {
+                    Some(file) => file.respond(&headers),
+                    None => ApiError::NotFound.into_response(),
+                }
+            },
         )
+}
+
+/// The `{*file}` of `/docs/{*file}`.
+#[derive(Deserialize)]
+struct DocsFile {
+    file: String,
 }
 
 /// The handler that answers with `file`.
 fn serve(
     file: Arc<StaticFile>,
-) -> impl Fn(HeaderMap) -> std::future::Ready<Response> + Clone + Send + 'static {
+) -> impl Fn(HeaderMap) -> std::future::Ready<Response> + Clone + Send + Sync + 'static {
     move |headers| std::future::ready(file.respond(&headers))
 }
 

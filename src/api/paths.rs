@@ -13,50 +13,27 @@
 //!   unless proxy headers are trusted; RFC 9110 allows a relative one, and
 //!   the browser resolves it against the URL it really used.
 
-use std::sync::Arc;
-
 use axum::http::{Request, Uri};
 
-/// The route templates of the app, to tell whether a path would match one.
-pub struct Routes(matchit::Router<Arc<str>>);
-
-impl Routes {
-    pub fn new<T: Into<Arc<str>>>(templates: impl IntoIterator<Item = T>) -> Self {
-        let mut router = matchit::Router::new();
-        for template in templates {
-            let template = template.into();
-            router
-                .insert(&*template, template.clone())
-                .expect("route templates are valid and distinct");
+/// The path to redirect to when `path` matches no route, if that one
+/// does: `path` with its trailing slashes removed (all of them, as
+/// Starlette does) or one added.
+pub fn other_trailing_slash(path: &str) -> Option<String> {
+    let other = if path.ends_with('/') {
+        match path.trim_end_matches('/') {
+            "" => return None,
+            without => without.to_owned(),
         }
-        Self(router)
+    } else {
+        format!("{path}/")
+    };
+    // A relative Location of `//host/...` would leave this host. Route
+    // templates never start that way, so it could not match; refuse it
+    // anyway rather than rely on that.
+    if other.starts_with("//") || other.starts_with("/\\") {
+        return None;
     }
-
-    fn matched(&self, path: &str) -> Option<Arc<str>> {
-        self.0.at(path).ok().map(|found| found.value.clone())
-    }
-
-    /// Where a path that matches no route should be redirected: the path
-    /// with its trailing slashes removed (all of them, as Starlette does) or
-    /// one added, if that matches a route. Returns the new path and the
-    /// route it matches.
-    pub fn trailing_slash_redirect(&self, path: &str) -> Option<(String, Arc<str>)> {
-        let other = if path.ends_with('/') {
-            match path.trim_end_matches('/') {
-                "" => return None,
-                without => without.to_owned(),
-            }
-        } else {
-            format!("{path}/")
-        };
-        // A relative Location of `//host/...` would leave this host. Route
-        // templates never start that way, so this cannot match; refuse it
-        // anyway rather than rely on that.
-        if other.starts_with("//") || other.starts_with("/\\") {
-            return None;
-        }
-        self.matched(&other).map(|route| (other, route))
-    }
+    Some(other)
 }
 
 /// `path` with its percent-encoded unreserved characters (ALPHA, DIGIT,
@@ -143,25 +120,18 @@ mod tests {
     }
 
     #[test]
-    fn trailing_slashes_redirect_only_to_routes_that_exist() {
-        let routes = Routes::new(["/hello_world", "/slashed/", "/docs/{*file}"]);
-        let (location, route) = routes
-            .trailing_slash_redirect("/hello_world/")
-            .expect("a redirect");
+    fn the_other_trailing_slash_never_leaves_the_host() {
         assert_eq!(
-            (location.as_str(), &*route),
-            ("/hello_world", "/hello_world")
+            other_trailing_slash("/hello_world/").as_deref(),
+            Some("/hello_world")
         );
-        let (location, _) = routes
-            .trailing_slash_redirect("/slashed")
-            .expect("a redirect");
+        assert_eq!(other_trailing_slash("/a//").as_deref(), Some("/a"));
         assert_eq!(
-            location, "/slashed/",
-            "a slash is added where only that matches"
+            other_trailing_slash("/slashed").as_deref(),
+            Some("/slashed/")
         );
-        assert_eq!(routes.trailing_slash_redirect("/nope/"), None);
-        assert_eq!(routes.trailing_slash_redirect("/"), None);
-        assert_eq!(routes.trailing_slash_redirect("//evil.example/"), None);
-        assert_eq!(routes.trailing_slash_redirect("//hello_world/"), None);
+        assert_eq!(other_trailing_slash("/"), None);
+        assert_eq!(other_trailing_slash("//evil.example/"), None);
+        assert_eq!(other_trailing_slash("/\\evil.example/"), None);
     }
 }

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use prometheus::{IntCounter, IntCounterVec, IntGauge};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::stream::WriteStalled;
+use crate::http::stream::WriteStalled;
 
 /// Descriptors kept for everything that is not a client connection: stdio,
 /// the listeners, the runtime's epoll and wake-up descriptors, metrics
