@@ -543,11 +543,13 @@ def dashboard():
             reduceOptions={"calcs": ["lastNotNull"]}))
         panels.append(panel(
             "stat", "Data behind it",
-            f"How much of the {PERIOD_DAYS} days the budget figure rests on: the age of the oldest "
-            "recorded sample, at one hour's resolution. Below 100%, Prometheus' retention is shorter "
-            f"than {PERIOD}, or the SLO's recording rules are younger.",
-            [(f"clamp_max((time() - min_over_time(timestamp(namespace_job_slo:sli_events:rate5m{{{only}}})"
-              f"[{PERIOD}:1h])) / {PERIOD_DAYS * 86400}, 1)", "{{namespace}}")],
+            f"How much of the {PERIOD_DAYS} days the budget figure rests on: the samples recorded "
+            f"over {PERIOD} against the {PERIOD_DAYS * 24} hours' worth the last hour's pace would "
+            f"give. Below 100%, Prometheus' retention is shorter than {PERIOD}, or the SLO's "
+            "recording rules (or the service) are younger.",
+            [(f"clamp_max(count_over_time(namespace_job_slo:sli_events:rate5m{{{only}}}[{PERIOD}])\n"
+              f"  / (count_over_time(namespace_job_slo:sli_events:rate5m{{{only}}}[1h]) * {PERIOD_DAYS * 24}), 1)",
+              "{{namespace}}")],
             (i * 12 + 4, y, 2, 5), "percentunit", reduceOptions={"calcs": ["lastNotNull"]}))
         panels.append(panel(
             "timeseries", f"{slo['name'].capitalize()} burn rate",
