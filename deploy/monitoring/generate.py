@@ -17,8 +17,9 @@
         the scrape job NAME (default: JOB below), leaving the repository
         as it is: what scripts/test-monitoring.sh runs promtool on
 
-The unit tests in tests/ are written for the job `api`; --out retargets
-them to the job the rules select, so they follow JOB.
+The unit tests in tests/ are written for the job `api` and the runbooks of
+OWNER/REPO; --out retargets them to JOB and RUNBOOKS, so they follow the
+configuration.
 
 Standard library only, so that it runs anywhere Python does.
 """
@@ -471,10 +472,17 @@ def rule_files(job):
             "api.alerts.yml": alert_rules(job)}
 
 
+# What the unit tests in tests/ are written with; --out retargets them to
+# the job and runbook address the rules are written with.
+TESTS_JOB = "api"
+TESTS_RUNBOOKS = "https://github.com/OWNER/REPO/blob/main/docs/runbooks.md"
+
+
 def retarget_tests(text, job):
-    """A unit test written for the job `api`, for `job` instead."""
-    text = text.replace('job="api"', f'job="{job}"')
-    return re.sub(r"\bjob: api\b", "job: " + json.dumps(job), text)
+    """A unit test written for TESTS_JOB and TESTS_RUNBOOKS, for `job` and
+    RUNBOOKS instead."""
+    text = text.replace(f'job="{TESTS_JOB}"', f'job="{job}"').replace(TESTS_RUNBOOKS, RUNBOOKS)
+    return re.sub(rf"\bjob: {re.escape(TESTS_JOB)}(?=[,}}\s])", "job: " + json.dumps(job), text)
 
 
 # ---- the dashboard -------------------------------------------------------

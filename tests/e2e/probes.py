@@ -21,8 +21,13 @@ never restart the saturated process), readiness to fail meanwhile (so new
 traffic goes elsewhere: that is the point of having two probes), the
 connections still held at the end, and readiness back within seconds of
 their release. It also says what the old design (liveness = readiness on
-the API port, failureThreshold 3) would have done. 127.0.0.1 only; every
-loop is bounded in time.
+the API port, failureThreshold 3) would have done.
+
+Then the drain: slow clients hold requests open, SIGTERM comes, and until
+the process exits (at the shutdown timeout, 5 s) liveness and /metrics must
+answer every time while the API takes no one: a stopping pod is not
+restarted, and its last seconds are scraped. 127.0.0.1 only; every loop is
+bounded in time.
 
     python3 tests/e2e/probes.py API_BINARY [SECONDS]
 
@@ -54,6 +59,8 @@ PROBE_EVERY = 1.0
 # (the Deployment's livenessProbe.failureThreshold).
 FAILURE_THRESHOLD = 3
 LIVENESS_PERIOD = 10
+# The server's --shutdown-timeout default: how long its drain may last.
+SHUTDOWN_TIMEOUT = 5.0
 
 
 @dataclass
@@ -167,6 +174,38 @@ def wait_for(probe, seconds):
     return None
 
 
+def drain(check, server, pid, port, metrics_port):
+    """SIGTERM with requests in flight: the metrics port must answer until
+    the process has exited."""
+    slow = []
+    for _ in range(5):
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(b"GET /hello_world HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        slow.append(s)
+    time.sleep(0.2)
+    began = time.monotonic()
+    os.kill(pid, signal.SIGTERM)
+    polls = []
+    while server.poll() is None and time.monotonic() - began < SHUTDOWN_TIMEOUT + 5:
+        polls.append((http_get(metrics_port, "/livez")[0], http_get(metrics_port, "/metrics")[0],
+                      http_get(port, "/healthcheck")[0]))
+        time.sleep(0.25)
+    if server.poll() is None:
+        polls.pop()  # the process did not exit: the check below says so
+    lasted = time.monotonic() - began
+    for s in slow:
+        s.close()
+    # The very last poll may race the exit itself.
+    during = polls[:-1]
+    print(f"     drain: exited {lasted:.1f} s after SIGTERM (code {server.poll()}); {len(during)} polls meanwhile: "
+          f"liveness {sum(p[0] for p in during)}, /metrics {sum(p[1] for p in during)}, "
+          f"readiness {sum(p[2] for p in during)} green")
+    check(f"the drain held the in-flight requests for most of the shutdown timeout ({lasted:.1f} s), then exited 0",
+          SHUTDOWN_TIMEOUT - 1 <= lasted <= SHUTDOWN_TIMEOUT + 2 and server.poll() == 0)
+    check("liveness and /metrics answered throughout the drain", bool(during) and all(p[0] and p[1] for p in during))
+    check("the API took no request meanwhile (readiness red)", not any(p[2] for p in during))
+
+
 def main(binary, seconds):
     passed = failed = 0
 
@@ -243,6 +282,9 @@ def main(binary, seconds):
         back = wait_for(lambda: http_get(port, "/healthcheck"), 10)
         check(f"readiness green again once the clients leave ({back:.1f} s)" if back is not None
               else "readiness green again once the clients leave", back is not None)
+
+        if pid:
+            drain(check, server, pid, port, metrics_port)
     finally:
         stop.set()
         for s in held:
