@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# The monitoring suite: the rule files check and pass their unit tests,
-# every alert has a test and a runbook, the generated files are current,
-# and the whole pack works against a real Prometheus scraping the release
-# binary (tests/monitoring/live.py). Installs Debian's prometheus.
+# The monitoring suite: the generated files are current; the rule files
+# check and pass their unit tests, for the configured scrape job and for
+# another one; every break in the mutation list is caught by a unit test;
+# the dashboard's queries are instant where they must be and name their
+# namespace; every alert has a test and a runbook; and the whole pack works
+# against a real Prometheus scraping the release binary
+# (tests/monitoring/live.py). Installs Debian's prometheus.
 #
 #   scripts/test-monitoring.sh
 set -euo pipefail
@@ -10,19 +13,53 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
 MONITORING=deploy/monitoring
+# A job name unlike "api", with a character that must survive quoting.
+readonly OTHER_JOB=monitoring/api-canary
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
 
 apt_tool promtool prometheus
 
 log "generated files"
-check "rules, dashboard and Kubernetes component match deploy/monitoring/generate.py" \
+check "rules, dashboard and Kubernetes objects match deploy/monitoring/generate.py" \
   python3 "$MONITORING/generate.py" --check
 
 log "promtool"
 check "promtool check rules: every rule file" promtool check rules "$MONITORING"/rules/*.yml
-check "promtool test rules: every unit test" promtool test rules "$MONITORING"/tests/*.yml
+# The unit tests are written for the job `api`; generate.py --out writes
+# them, with the rules, for the job the generator is configured with.
+check "generate.py --out: the rules and unit tests for the configured job" \
+  python3 "$MONITORING/generate.py" --out "$WORK/configured"
+for test in "$WORK"/configured/tests/*.yml; do
+  check "promtool test rules: ${test##*/}" promtool test rules "$test"
+done
+
+log "another scrape job, end to end: $OTHER_JOB"
+# without_job_api DIR: no rule in DIR selects job="api" any more.
+without_job_api() { ! grep -rn 'job="api"' "$1"/rules; }
+# tests_fail_on RULES: the unit tests as written (for job api) fail on the
+# rules in RULES: they follow the job, so a rename cannot pass unnoticed.
+tests_fail_on() {
+  mkdir -p "$WORK/mismatch"
+  cp -r "$1" "$WORK/mismatch/rules"
+  ln -s "$REPO_ROOT/$MONITORING/tests" "$WORK/mismatch/tests"
+  fails promtool test rules "$WORK"/mismatch/tests/*.yml >/dev/null
+}
+check "generate.py --job $OTHER_JOB --out: written" \
+  python3 "$MONITORING/generate.py" --job "$OTHER_JOB" --out "$WORK/other"
+check "its rules select job=\"$OTHER_JOB\", never job=\"api\"" without_job_api "$WORK/other"
+check "its unit tests, retargeted, all pass" promtool test rules "$WORK"/other/tests/*.yml
+check "the unit tests for job api fail on its rules" tests_fail_on "$WORK/other/rules"
+
+log "mutations: every break of the rules fails a unit test"
+check "tests/monitoring/mutations.py: all caught" python3 tests/monitoring/mutations.py "$WORK/configured"
+
+log "dashboard"
+check "instant stats and tables, no long ranges per step, namespaces in legends, retention stated" \
+  python3 tests/monitoring/dashboard.py
 
 log "every alert: a unit test, a runbook section, a runbook_url that points to it"
-alerts=$(sed -n 's/^ *- alert: *//p' "$MONITORING"/rules/*.yml)
+alerts=$(sed -n 's/^ *- alert: *//p' "$MONITORING"/rules/*.yml | sort -u)
 printf '     %s alerts\n' "$(wc -w <<<"$alerts")"
 for alert in $alerts; do
   anchor=$(tr '[:upper:]' '[:lower:]' <<<"$alert")

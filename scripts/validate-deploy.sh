@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Validates the deployment configuration offline: renders every kustomize
-# overlay, validates it against the Kubernetes 1.31 schemas, scans manifests
-# and Dockerfile with checkov, and lints the workflows and all YAML. There is
-# no cluster here: nothing is applied.
+# overlay (with and without the monitoring component) and the per-cluster
+# monitoring objects, validates them against the Kubernetes 1.31 schemas,
+# checks what a schema cannot (no `replicas` under an HPA, liveness off the
+# API port, the stop sequence's arithmetic, the metrics port's NetworkPolicy,
+# rules loaded once, one `release` label), scans manifests and Dockerfile
+# with checkov, and lints the workflows and all YAML. There is no cluster
+# here: nothing is applied.
 #
 #   scripts/validate-deploy.sh
 set -euo pipefail
@@ -18,6 +22,8 @@ command -v kubectl >/dev/null || die "kubectl is needed for 'kubectl kustomize'"
 VALIDATE=$(python_tool kubernetes-validate kubernetes-validate==1.37.0)/kubernetes-validate
 CHECKOV=$(python_tool checkov checkov==3.3.30)/checkov
 YAMLLINT=$(python_tool yamllint yamllint==1.38.0)/yamllint
+# deploy/k8s/checks.py needs PyYAML, which yamllint's venv has.
+CHECKS=("${YAMLLINT%/*}/python" deploy/k8s/checks.py)
 apt_tool node nodejs
 apt_tool npm
 NODE_MODULES=$CACHE_DIR/node/node_modules
@@ -36,7 +42,7 @@ version_matches() {
 }
 
 # with_monitoring OVERLAY: renders OVERLAY with the monitoring component
-# added, as the README tells users to add it (its objects get the
+# added, as docs/deploy.md tells users to add it (its PodMonitor gets the
 # overlay's namespace).
 with_monitoring() {
   local dir=$WORK/$1-monitoring namespace
@@ -47,30 +53,63 @@ with_monitoring() {
     "$(realpath --relative-to="$dir" deploy/k8s/components/monitoring)" >"$dir/kustomization.yaml"
   kubectl kustomize "$dir" >"$WORK/$1-monitoring.yaml"
 }
-has_monitoring_objects() {
-  local kind
-  for kind in ServiceMonitor PrometheusRule ConfigMap; do
-    grep -q "^kind: $kind\$" "$WORK/$1-monitoring.yaml" || { echo "     no $kind"; return 1; }
+# has_kinds RENDERED KIND...: RENDERED holds an object of every KIND.
+has_kinds() {
+  local file=$1 kind
+  shift
+  for kind in "$@"; do
+    grep -q "^kind: $kind\$" "$WORK/$file.yaml" || { echo "     no $kind"; return 1; }
   done
 }
+# lacks_kinds RENDERED KIND...: RENDERED holds no object of any KIND.
+lacks_kinds() {
+  local file=$1 kind
+  shift
+  for kind in "$@"; do
+    ! grep -q "^kind: $kind\$" "$WORK/$file.yaml" || { echo "     a $kind"; return 1; }
+  done
+}
+# scrape_only RENDERED: the component brings the PodMonitor, nothing per cluster.
+scrape_only() { has_kinds "$1" PodMonitor && lacks_kinds "$1" PrometheusRule ConfigMap; }
+manifest() { "${CHECKS[@]}" "$@"; }
 
 for overlay in staging production; do
   log "overlay $overlay"
   check "$overlay: kubectl kustomize renders" renders "overlays/$overlay" "$overlay"
   check "$overlay: valid for Kubernetes $KUBERNETES_VERSION (kubernetes-validate --strict)" validates "$overlay"
   check "$overlay: the image tag is the Cargo.toml version" version_matches "$overlay"
+  check "$overlay: no \`replicas\` in a Deployment an HPA scales" manifest replicas "$WORK/$overlay.yaml"
+  check "$overlay: liveness and startup on /livez (metrics port), readiness on /healthcheck (API port)" \
+    manifest probes "$WORK/$overlay.yaml"
+  check "$overlay: terminationGracePeriodSeconds >= preStop sleep + API_SHUTDOWN_TIMEOUT + margin" \
+    manifest stop "$WORK/$overlay.yaml"
   check "$overlay + monitoring component: renders" with_monitoring "$overlay"
-  check "$overlay + monitoring component: ServiceMonitor, PrometheusRule, dashboard ConfigMap" \
-    has_monitoring_objects "$overlay"
+  check "$overlay + monitoring component: a PodMonitor, and no rules or dashboard (those are per cluster)" \
+    scrape_only "$overlay-monitoring"
   # The Operator's kinds have no schema offline: kubernetes-validate warns
   # and checks the rest; promtool checks the rules themselves.
   check "$overlay + monitoring component: valid (kubernetes-validate --strict)" validates "$overlay-monitoring"
 done
 
+log "per cluster: deploy/k8s/monitoring"
+check "kubectl kustomize renders" renders monitoring cluster-monitoring
+check "a PrometheusRule and the dashboard ConfigMap" has_kinds cluster-monitoring PrometheusRule ConfigMap
+check "valid (kubernetes-validate --strict)" validates cluster-monitoring
+monitoring_namespace=$(sed -n 's/^namespace: //p' deploy/k8s/monitoring/kustomization.yaml)
+for overlay in staging production; do
+  check "$overlay: the metrics port admits namespace $monitoring_namespace only (where deploy/k8s/monitoring goes)" \
+    manifest metrics-from "$WORK/$overlay.yaml" "$monitoring_namespace"
+done
+everything=("$WORK/staging-monitoring.yaml" "$WORK/production-monitoring.yaml" "$WORK/cluster-monitoring.yaml")
+check "both environments and the cluster objects: rules and dashboard once, one PodMonitor per namespace" \
+  manifest once "${everything[@]}"
+check "every Operator object carries the same release label (kube-prometheus-stack's selector)" \
+  manifest release "${everything[@]}"
+
 log "checkov"
 check "checkov: manifests pass" \
   "$CHECKOV" --quiet --compact --skip-download --framework kubernetes \
-  -f "$WORK/staging-monitoring.yaml" -f "$WORK/production-monitoring.yaml"
+  -f "$WORK/staging-monitoring.yaml" -f "$WORK/production-monitoring.yaml" -f "$WORK/cluster-monitoring.yaml"
 check "checkov: Dockerfile passes" "$CHECKOV" --quiet --compact --skip-download --framework dockerfile -f Dockerfile
 
 log "workflows and YAML"

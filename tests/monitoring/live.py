@@ -2,11 +2,17 @@
 
 Starts the api (in a 64 MiB memory cgroup, as a container would run it, so
 that api_memory_limit_bytes exists) and Prometheus on 127.0.0.1, with a
-1 s scrape and evaluation interval and the repository's rule files; sends
+1 s scrape and evaluation interval and the repository's rule files. The one
+api is scraped twice, as `namespace="api"` and `namespace="api-staging"`,
+so that every environment's alerts (deploy/monitoring/generate.py) have
+series to read, as in a cluster where the PodMonitor adds `namespace`; sends
 bounded traffic to every route, 404s, 405s and 422s included; then
 requires that:
 
 - `promtool check metrics` accepts the live /metrics;
+- before any request, /metrics already holds, at 0, the series the SLOs
+  read for every route (200, 408 and 500 answers, and the latency
+  histogram), so that a new instance's first errors are a rise rate() sees;
 - every rule Prometheus loaded reports health "ok";
 - every recording rule returns data;
 - every alert's signal returns data: its expression with each comparison
@@ -38,6 +44,10 @@ from harness import free_port, wait_healthy  # noqa: E402
 MEMORY_LIMIT = 64 * 1024 * 1024
 DASHBOARD_VARIABLES = {"$job": "api", "$namespace": ".*", "$__rate_interval": "1m"}
 TRAFFIC_SECONDS = 8
+# The environments of deploy/monitoring/generate.py's ENVIRONMENTS.
+NAMESPACES = ("api", "api-staging")
+# The statuses whose series the server creates at 0 for every route.
+INITIALIZED_STATUSES = ("200", "408", "500")
 
 
 class Checks:
@@ -84,7 +94,9 @@ def start_prometheus(work, metrics_port, port):
     config.write_text(json.dumps({
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "rule_files": [str(ROOT / "deploy/monitoring/rules/*.yml")],
-        "scrape_configs": [{"job_name": "api", "static_configs": [{"targets": [f"127.0.0.1:{metrics_port}"]}]}],
+        "scrape_configs": [{"job_name": "api", "static_configs": [
+            {"targets": [f"127.0.0.1:{metrics_port}"], "labels": {"namespace": namespace}}
+            for namespace in NAMESPACES]}],
     }))
     return subprocess.Popen(
         ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={work / 'data'}",
@@ -107,6 +119,21 @@ def send_traffic(port, seconds):
         time.sleep(0.1)
     connection.close()
     return sent
+
+
+def series_at_zero(exposition):
+    """The routes of the api's counter, and which of the series the SLOs
+    read for them are not there at 0."""
+    labels = r'\{(?:[^"}]|"(?:[^"\\]|\\.)*")*\}'  # a route template may hold braces
+    samples = dict(re.findall(rf"^(\S+?{labels}) (\S+)$", exposition, re.M))
+    routes = set(re.findall(r'^http_requests_total\{.*?route="([^"]*)"', exposition, re.M))
+    missing = []
+    for route in sorted(routes):
+        wanted = [f'http_requests_total{{method="GET",route="{route}",status="{status}"}}'
+                  for status in INITIALIZED_STATUSES]
+        wanted.append(f'http_request_duration_seconds_count{{route="{route}"}}')
+        missing += [name for name in wanted if samples.get(name) != "0"]
+    return routes, missing
 
 
 def query(prometheus_port, promql):
@@ -161,7 +188,9 @@ def main(binary):
     try:
         api = start_api(binary, port, metrics_port, group)
         processes.append(api)
-        checks.check("the api starts", wait_healthy(port))
+        # Waits on liveness (the metrics port), so that the API has answered
+        # nothing yet when its series are read.
+        checks.check("the api starts", wait_healthy(metrics_port, path="/livez"))
         prometheus = start_prometheus(work, metrics_port, prometheus_port)
         processes.append(prometheus)
 
@@ -169,6 +198,10 @@ def main(binary):
         lint = subprocess.run(["promtool", "check", "metrics"], input=metrics, capture_output=True)
         checks.check("promtool check metrics accepts the live /metrics", lint.returncode == 0,
                      (lint.stdout + lint.stderr).decode().strip())
+        routes, missing = series_at_zero(metrics.decode())
+        checks.check(f"before any request, the SLOs' series exist at 0 for all {len(routes)} routes "
+                     f"({', '.join(INITIALIZED_STATUSES)} and the histogram)",
+                     len(routes) >= 8 and not missing, f"routes {sorted(routes)}, missing {missing}")
         if group is not None:
             checks.check("api_memory_limit_bytes is the cgroup's 64 MiB",
                          f"\napi_memory_limit_bytes {MEMORY_LIMIT}\n".encode() in metrics)
