@@ -101,7 +101,8 @@ check "... and the binary in its layers is the one built: $("$WORK/pulled/api" -
 "$DOCKER" rmi "$REF" "$SHA_REF" "$IMAGE" >/dev/null
 image_gone() { ! "$DOCKER" image inspect "$IMAGE_ID" >/dev/null 2>&1; }
 check "the pushed image is gone from the local store" image_gone
-check "docker pull by digest brings it back" "$DOCKER" pull -q "$REGISTRY/$REPOSITORY@$DIGEST"
+quiet_pull() { "$DOCKER" pull -q "$1" >/dev/null; }
+check "docker pull by digest brings it back" quiet_pull "$REGISTRY/$REPOSITORY@$DIGEST"
 check "the pulled image is the pushed one (same image id)" \
   test "$("$DOCKER" image inspect -f '{{.Id}}' "$REGISTRY/$REPOSITORY@$DIGEST")" = "$IMAGE_ID"
 tag_digest() { "$DOCKER" pull "$1" | sed -n 's/^Digest: //p'; }
