@@ -32,7 +32,10 @@ fn main() {
 
 fn is_revision(revision: &str) -> bool {
     let sha = revision.strip_suffix("-dirty").unwrap_or(revision);
-    sha.len() == 40 && sha.bytes().all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'))
+    sha.len() == 40
+        && sha
+            .bytes()
+            .all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 fn git(args: &[&str]) -> Option<String> {
