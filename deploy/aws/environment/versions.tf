@@ -1,5 +1,7 @@
 terraform {
-  required_version = ">= 1.5"
+  # 1.10: the S3 backend's use_lockfile (backend.hcl.example);
+  # tests/aws/check_constraints.py holds this floor to the features used.
+  required_version = ">= 1.10"
   required_providers {
     aws = {
       source  = "hashicorp/aws"
@@ -18,11 +20,15 @@ provider "aws" {
   # Refuse to touch any other account, whatever credentials are in use.
   allowed_account_ids = [var.aws_account_id]
 
+  # Every tagged resource gets these. Keys and values must suit every
+  # service's tag pattern (IAM, ECS, ELB and CloudWatch Logs allow only
+  # letters, digits, spaces and _.:/=+-@): no parentheses, no commas.
   default_tags {
     tags = {
       Service     = "api"
       Environment = var.environment
-      ManagedBy   = "terraform (deploy/aws)"
+      ManagedBy   = "terraform"
+      Source      = "deploy/aws/${var.environment}"
     }
   }
 }

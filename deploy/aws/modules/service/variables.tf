@@ -38,12 +38,12 @@ variable "cpu" {
 }
 
 variable "memory" {
-  description = "Task memory in MiB; Fargate allows 512-2048 with 256 CPU units, more with more CPU."
+  description = "Task memory in MiB: one of the sizes Fargate offers with var.cpu (256 CPU units: 512, 1024 or 2048; see local.fargate_memory)."
   type        = number
   default     = 512
   validation {
-    condition     = var.memory >= 512 && var.memory % 512 == 0
-    error_message = "memory must be at least 512 MiB, in steps of 512 (Fargate)."
+    condition     = contains(try(local.fargate_memory[tostring(var.cpu)], []), var.memory)
+    error_message = "Fargate has no task of ${var.cpu} CPU units with ${var.memory} MiB: with ${var.cpu} CPU units, memory is one of ${join(", ", try(local.fargate_memory[tostring(var.cpu)], []))} MiB."
   }
 }
 
