@@ -1,7 +1,8 @@
 terraform {
-  # 1.10: the S3 backend's use_lockfile (backend.hcl.example);
-  # tests/aws/check_constraints.py holds this floor to the features used.
-  required_version = ">= 1.10"
+  # 1.11: the S3 backend's use_lockfile (backend.hcl.example), generally
+  # available since 1.11 (experimental in 1.10). tests/aws/check_constraints.py
+  # holds this floor to the newest feature deploy/aws uses.
+  required_version = ">= 1.11"
   required_providers {
     aws = {
       source  = "hashicorp/aws"
