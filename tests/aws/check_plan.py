@@ -2,8 +2,12 @@
 promises, read from what Terraform would create.
 
     python3 tests/aws/check_plan.py PLAN.json ENVIRONMENT GITHUB_ENVIRONMENT
+    python3 tests/aws/check_plan.py --registry-only PLAN.json
 
-Prints one line per check and "N passed, N failed"; exits 1 on a failure.
+The second form checks the bootstrap's first plan (deploy/aws/bootstrap.sh
+ROOT registry): the repository and the role, and nothing that runs the
+image. Prints one line per check and "N passed, N failed"; exits 1 on a
+failure.
 """
 
 import json
@@ -81,6 +85,8 @@ def checks(plan, environment, github_environment):
         and container()["linuxParameters"]["capabilities"]["drop"] == ["ALL"])
     yield "container: ports 8000 and 9000", lambda: sorted(
         p["containerPort"] for p in container()["portMappings"]) == [8000, 9000]
+    yield "container: PORT and API_METRICS_PORT name those ports (the health check reads them)", lambda: (
+        environ()["PORT"] == "8000" and environ()["API_METRICS_PORT"] == "9000")
     yield "container: JSON logs to CloudWatch Logs", lambda: (
         environ()["API_LOG_FORMAT"] == "json" and container()["logConfiguration"]["logDriver"] == "awslogs")
     yield "container: stopTimeout above the shutdown timeout, at most 120 s", lambda: seconds(
@@ -120,20 +126,43 @@ def checks(plan, environment, github_environment):
     yield "log group: retention set", lambda: plan.one("aws_cloudwatch_log_group")["retention_in_days"] > 0
 
 
+# What runs the image, or serves it: none of it may be in the registry's plan.
+RUNS_THE_IMAGE = ["aws_ecs_cluster", "aws_ecs_service", "aws_ecs_task_definition", "aws_lb", "aws_lb_listener",
+                  "aws_lb_target_group", "aws_appautoscaling_target"]
+
+
+def registry_checks(path):
+    changes = json.load(open(path))["resource_changes"]
+    created = lambda: [c for c in changes if "create" in c["change"]["actions"]]
+    yield "registry plan: creates the repository, the OIDC provider, the role and its policy", lambda: {
+        c["type"] for c in created()} >= {"aws_ecr_repository", "aws_iam_openid_connect_provider", "aws_iam_role",
+                                          "aws_iam_role_policy"}
+    yield "registry plan: everything in it is module.registry's", lambda: all(
+        c["address"].startswith("module.registry.") for c in changes)
+    for kind in RUNS_THE_IMAGE:
+        yield f"registry plan: no {kind}", lambda kind=kind: not [c for c in changes if c["type"] == kind]
+
+
 def main(path, environment, github_environment):
     plan = Plan(path)
+    return run(checks(plan, environment, github_environment), environment)
+
+
+def run(all_checks, label):
     passed = failed = 0
-    for description, test in checks(plan, environment, github_environment):
+    for description, test in all_checks:
         try:
             ok = bool(test())
             detail = ""
         except (AssertionError, KeyError, IndexError, StopIteration, TypeError, ValueError) as error:
             ok, detail = False, f": {error!r}"
         passed, failed = passed + ok, failed + (not ok)
-        print(f"{'ok  ' if ok else 'FAIL'} {environment} plan: {description}{detail}")
+        print(f"{'ok  ' if ok else 'FAIL'} {label} plan: {description}{detail}")
     print(f"\n{passed} passed, {failed} failed")
     return 1 if failed else 0
 
 
 if __name__ == "__main__":
+    if sys.argv[1] == "--registry-only":
+        sys.exit(run(registry_checks(sys.argv[2]), "bootstrap"))
     sys.exit(main(*sys.argv[1:4]))

@@ -79,14 +79,14 @@ data "aws_iam_policy_document" "release" {
     resources = ["*"]
   }
   # What `docker push` calls (ECR: "IAM permissions for pushing an image"),
-  # and DescribeImages, to tell an existing tag's digest.
+  # BatchGetImage also answering `docker manifest inspect` (does the tag
+  # exist, with which digest).
   statement {
     sid = "EcrPushAndCheckTags"
     actions = [
       "ecr:BatchCheckLayerAvailability",
       "ecr:BatchGetImage",
       "ecr:CompleteLayerUpload",
-      "ecr:DescribeImages",
       "ecr:InitiateLayerUpload",
       "ecr:PutImage",
       "ecr:UploadLayerPart",
