@@ -197,6 +197,14 @@ check "production planned in cn-north-1: every ARN and host in the aws-cn partit
 check "the China plan meets the constraints, partition included" \
   quiet "$MODELS_PY" "$TESTS/check_constraints.py" plan --every-rule "$WORK/china.plan.json"
 
+# Fargate Spot (optional): a capacity provider strategy instead of the launch type.
+check "production with fargate_spot = {on_demand_base = 2, on_demand_weight = 1, spot_weight = 3}" \
+  plans "$WORK/plan/production" "$WORK/spot.plan.json" \
+  -var 'fargate_spot={on_demand_base=2,on_demand_weight=1,spot_weight=3}'
+check "the Spot plan: the strategy, and the cluster's capacity providers" \
+  quiet python3 "$TESTS/check_plan.py" --fargate-spot "$WORK/spot.plan.json" 2 1 3
+check "the Spot plan meets AWS's constraints" quiet "$MODELS_PY" "$TESTS/check_constraints.py" plan "$WORK/spot.plan.json"
+
 log "the bootstrap against the emulator: production, then staging in the same account"
 # moto has no Application Auto Scaling ListTagsForResource, which the
 # provider retries for minutes: the autoscaling resources are applied

@@ -3,10 +3,11 @@ promises, read from what Terraform would create.
 
     python3 tests/aws/check_plan.py PLAN.json ENVIRONMENT GITHUB_ENVIRONMENT
     python3 tests/aws/check_plan.py --registry-only PLAN.json
+    python3 tests/aws/check_plan.py --fargate-spot PLAN.json BASE ON_DEMAND_WEIGHT SPOT_WEIGHT
 
 The second form checks the bootstrap's first plan (deploy/aws/bootstrap.sh
 ROOT registry): the repository and the role, and nothing that runs the
-image. Prints one line per check and "N passed, N failed"; exits 1 on a
+image; the third, a plan with fargate_spot set. Prints one line per check and "N passed, N failed"; exits 1 on a
 failure.
 """
 
@@ -143,6 +144,21 @@ def registry_checks(path):
         yield f"registry plan: no {kind}", lambda kind=kind: not [c for c in changes if c["type"] == kind]
 
 
+def spot_checks(path, base, on_demand_weight, spot_weight):
+    """A plan with fargate_spot = {on_demand_base, on_demand_weight, spot_weight}."""
+    plan = Plan(path)
+    service = lambda: plan.one("aws_ecs_service")
+    strategy = lambda: {s["capacity_provider"]: (s["base"], s["weight"]) for s in service()["capacity_provider_strategy"]}
+    yield "Fargate Spot: the service has a capacity provider strategy, no launch type", lambda: (
+        service().get("launch_type") in (None, "") and strategy())
+    yield f"Fargate Spot: {base} task(s) on demand, then {on_demand_weight}:{spot_weight} on demand:Spot", lambda: strategy() == {
+        "FARGATE": (base, on_demand_weight), "FARGATE_SPOT": (0, spot_weight)}
+    yield "Fargate Spot: the cluster offers FARGATE and FARGATE_SPOT", lambda: sorted(
+        plan.one("aws_ecs_cluster_capacity_providers")["capacity_providers"]) == ["FARGATE", "FARGATE_SPOT"]
+    yield "Fargate Spot: x86_64 tasks (Spot runs no ARM64)", lambda: plan.one("aws_ecs_task_definition")[
+        "runtime_platform"][0]["cpu_architecture"] == "X86_64"
+
+
 def main(path, environment, github_environment):
     plan = Plan(path)
     return run(checks(plan, environment, github_environment), environment)
@@ -165,4 +181,6 @@ def run(all_checks, label):
 if __name__ == "__main__":
     if sys.argv[1] == "--registry-only":
         sys.exit(run(registry_checks(sys.argv[2]), "bootstrap"))
+    if sys.argv[1] == "--fargate-spot":
+        sys.exit(run(spot_checks(sys.argv[2], *map(int, sys.argv[3:6])), "Fargate Spot"))
     sys.exit(main(*sys.argv[1:4]))

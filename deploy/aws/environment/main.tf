@@ -38,4 +38,5 @@ module "service" {
   metrics_security_group_ids = var.metrics_security_group_ids
   deletion_protection        = var.deletion_protection
   log_retention_days         = var.log_retention_days
+  fargate_spot               = var.fargate_spot
 }

@@ -112,13 +112,35 @@ resource "aws_ecs_task_definition" "this" {
   depends_on = [aws_iam_role_policy_attachment.execution]
 }
 
+# Fargate Spot, when asked for: the cluster offers both capacity providers
+# and the service spreads its tasks over them (fargate_spot).
+resource "aws_ecs_cluster_capacity_providers" "this" {
+  count              = var.fargate_spot == null ? 0 : 1
+  cluster_name       = aws_ecs_cluster.this.name
+  capacity_providers = ["FARGATE", "FARGATE_SPOT"]
+}
+
 resource "aws_ecs_service" "this" {
-  name             = var.name
-  cluster          = aws_ecs_cluster.this.id
-  task_definition  = aws_ecs_task_definition.this.arn
-  desired_count    = var.min_capacity
-  launch_type      = "FARGATE"
+  name            = var.name
+  cluster         = aws_ecs_cluster.this.id
+  task_definition = aws_ecs_task_definition.this.arn
+  desired_count   = var.min_capacity
+  # On-demand Fargate, or a capacity provider strategy with Spot: ECS takes
+  # one or the other, never both.
+  launch_type      = var.fargate_spot == null ? "FARGATE" : null
   platform_version = "LATEST"
+
+  dynamic "capacity_provider_strategy" {
+    for_each = var.fargate_spot == null ? {} : {
+      FARGATE      = { base = var.fargate_spot.on_demand_base, weight = var.fargate_spot.on_demand_weight }
+      FARGATE_SPOT = { base = 0, weight = var.fargate_spot.spot_weight }
+    }
+    content {
+      capacity_provider = capacity_provider_strategy.key
+      base              = capacity_provider_strategy.value.base
+      weight            = capacity_provider_strategy.value.weight
+    }
+  }
 
   # A new task must be healthy before an old one stops; a deployment whose
   # tasks keep failing is rolled back to the last one that worked.
@@ -158,5 +180,6 @@ resource "aws_ecs_service" "this" {
     aws_lb_listener.https,
     aws_vpc_security_group_egress_rule.alb_to_tasks,
     aws_vpc_security_group_ingress_rule.api_from_alb,
+    aws_ecs_cluster_capacity_providers.this,
   ]
 }
