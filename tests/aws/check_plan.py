@@ -24,7 +24,10 @@ def resources(module):
 
 class Plan:
     def __init__(self, path):
-        self.resources = list(resources(json.load(open(path))["planned_values"]["root_module"]))
+        data = json.load(open(path))
+        self.resources = list(resources(data["planned_values"]["root_module"]))
+        service = data["configuration"]["root_module"]["module_calls"]["service"]["module"]
+        self.depends_on = {r["address"]: r.get("depends_on", []) for r in service["resources"]}
 
     def all(self, kind):
         return [r["values"] for r in self.resources if r["type"] == kind]
@@ -125,6 +128,12 @@ def checks(plan, environment, github_environment):
         (r["from_port"], r.get("cidr_ipv4") or r.get("cidr_ipv6")) for r in ingress(443) + ingress(80)) == [
         (80, "0.0.0.0/0"), (80, "::/0"), (443, "0.0.0.0/0"), (443, "::/0")]
     yield "log group: retention set", lambda: plan.one("aws_cloudwatch_log_group")["retention_in_days"] > 0
+    # First-apply races: nothing else orders these.
+    yield "task definition waits for the execution role's policy (the first tasks pull with it)", lambda: (
+        "aws_iam_role_policy_attachment.execution" in plan.depends_on["aws_ecs_task_definition.this"])
+    yield "service waits for both halves of the ALB-to-task rule and the listeners", lambda: {
+        "aws_vpc_security_group_ingress_rule.api_from_alb", "aws_vpc_security_group_egress_rule.alb_to_tasks",
+        "aws_lb_listener.http", "aws_lb_listener.https"} <= set(plan.depends_on["aws_ecs_service.this"])
 
 
 # What runs the image, or serves it: none of it may be in the registry's plan.

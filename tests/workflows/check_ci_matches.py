@@ -10,7 +10,10 @@ Checks, on .ci/run, .github/workflows/ci.yml and release.yml:
     the live RustSec database, which .ci/run's machines do not);
   - release.yml calls ci.yml, and every job that receives AWS credentials
     (id-token: write) or an environment needs that call, directly or not;
-  - every action is pinned to a full commit SHA, its version in a comment.
+  - every action is pinned to a full commit SHA, its version in a comment,
+    and that commit is one verified as the tag of a Node 24 release;
+  - both environments push and deploy through deploy/aws/release.sh, and
+    release.yml itself asks AWS nothing (no tag-exists guess).
 Then it breaks each of these in a copy and requires the check to notice
 (a check that cannot fail proves nothing). Needs PyYAML. Prints one line
 per check and "N passed, M failed"; exits 1 on a failure.
@@ -74,6 +77,19 @@ def needs_of(jobs, name, seen=None):
 
 USES = re.compile(r"^\s*-?\s*uses:\s*(\S+)(.*)$", re.M)
 
+# The commits the workflows may use, each read on 2026-12-01 from the
+# action's own repository (the tag's commit, and `runs.using: node24` in its
+# action.yml at that commit). A new pin is verified the same way, then added.
+VERIFIED = {
+    "actions/checkout@3d3c42e5aac5ba805825da76410c181273ba90b1": "v7.0.1",
+    "actions/cache/restore@27d5ce7f107fe9357f9df03efb73ab90386fccae": "v5.0.5",
+    "actions/cache/save@27d5ce7f107fe9357f9df03efb73ab90386fccae": "v5.0.5",
+    "actions/upload-artifact@bbbca2ddaa5d8feaa63e36b76fdaad77386f024f": "v7.0.0",
+    "actions/download-artifact@3e5f45b2cfb9172054b4087a40e8e0b5a5461e7c": "v8.0.1",
+    "aws-actions/configure-aws-credentials@e6de054238d6b7531b4efff3b6587d9aade6a06c": "v6.2.3",
+    "hashicorp/setup-terraform@dfe3c3f87815947d99a8997f908cb6525fc44e9e": "v4.0.1",
+}
+
 
 def problems(ci_run, ci_text, release_text):
     """(check, problem or None) pairs."""
@@ -99,9 +115,26 @@ def problems(ci_run, ci_text, release_text):
         for action, rest in USES.findall(text):
             if action.startswith("./"):
                 continue
-            pinned = re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}", action) and re.search(r"#\s*v\d+\.\d+\.\d+", rest)
+            version = re.search(r"#\s*(v\d+\.\d+\.\d+)", rest)
+            pinned = re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}", action) and version
             yield f"{file}: {action.split('@')[0]} pinned by SHA, version named", \
                 None if pinned else f"{action}{rest}: not a full SHA with '# vX.Y.Z'"
+            if pinned:
+                known = VERIFIED.get(action)
+                yield f"{file}: {action.split('@')[0]} {version[1]} is a verified Node 24 release", \
+                    None if known == version[1] else (
+                        f"{action} is {known} in the table, not {version[1]}" if known else
+                        f"{action} is not in VERIFIED: check the tag's commit and its runs.using, then add it")
+
+    # Both environments push and deploy the same way, through push.sh (which
+    # tells an identical tag from another image): no tag-exists guesswork here.
+    for name, job in release["jobs"].items():
+        if job.get("environment"):
+            runs = " ".join(step.get("run", "") for step in job.get("steps", []))
+            yield f"release.yml: {name} pushes and deploys through deploy/aws/release.sh", \
+                None if "deploy/aws/release.sh" in runs else f"{name} does not run deploy/aws/release.sh"
+            yield f"release.yml: {name} asks AWS nothing itself", \
+                None if not re.search(r"\baws\s+[a-z]", runs) else f"{name} calls the AWS CLI in the workflow"
 
 
 def breaks(ci_run, ci_text, release_text):
@@ -132,6 +165,14 @@ def breaks(ci_run, ci_text, release_text):
 
     unpinned = re.sub(r"(uses: actions/checkout@)[0-9a-f]{40}", r"\1v7", release_text, count=1)
     yield "an action pinned by tag", ci_run, ci_text, unpinned
+
+    node20 = release_text.replace("actions/checkout@3d3c42e5aac5ba805825da76410c181273ba90b1 # v7.0.1",
+                                  "actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2", 1)
+    yield "checkout back on v4.2.2 (Node 20)", ci_run, ci_text, node20
+
+    guessing = release_text.replace("run: deploy/aws/release.sh production", (
+        "run: |\n          aws ecr describe-images --repository-name api >/dev/null 2>&1 || deploy/aws/release.sh production"), 1)
+    yield "a tag-exists guess in the production job", ci_run, ci_text, guessing
 
 
 def main(root):

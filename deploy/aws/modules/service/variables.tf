@@ -232,8 +232,10 @@ variable "fargate_spot" {
     spot_weight      = number
   })
   default = null
+  # A conditional, not ||: Terraform evaluates both sides of || (null has
+  # no attributes).
   validation {
-    condition = var.fargate_spot == null || (
+    condition = var.fargate_spot == null ? true : (
       var.fargate_spot.on_demand_base >= 0 && var.fargate_spot.on_demand_base <= 100000 &&
       var.fargate_spot.on_demand_weight >= 0 && var.fargate_spot.spot_weight >= 1 &&
       var.fargate_spot.on_demand_weight <= 1000 && var.fargate_spot.spot_weight <= 1000
@@ -244,7 +246,7 @@ variable "fargate_spot" {
   # let its requests finish by then (ECS developer guide, Fargate capacity
   # providers; "How do I handle Spot termination notices", AWS re:Post).
   validation {
-    condition     = var.fargate_spot == null || var.deregistration_delay < 120
+    condition     = var.fargate_spot == null ? true : var.deregistration_delay < 120
     error_message = "fargate_spot needs deregistration_delay under 120 s: Spot tasks stop two minutes after their warning."
   }
 }
