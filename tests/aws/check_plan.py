@@ -2,8 +2,13 @@
 promises, read from what Terraform would create.
 
     python3 tests/aws/check_plan.py PLAN.json ENVIRONMENT GITHUB_ENVIRONMENT
+    python3 tests/aws/check_plan.py --registry-only PLAN.json
+    python3 tests/aws/check_plan.py --fargate-spot PLAN.json BASE ON_DEMAND_WEIGHT SPOT_WEIGHT
 
-Prints one line per check and "N passed, N failed"; exits 1 on a failure.
+The second form checks the bootstrap's first plan (deploy/aws/bootstrap.sh
+ROOT registry): the repository and the role, and nothing that runs the
+image; the third, a plan with fargate_spot set. Prints one line per check and "N passed, N failed"; exits 1 on a
+failure.
 """
 
 import json
@@ -19,7 +24,10 @@ def resources(module):
 
 class Plan:
     def __init__(self, path):
-        self.resources = list(resources(json.load(open(path))["planned_values"]["root_module"]))
+        data = json.load(open(path))
+        self.resources = list(resources(data["planned_values"]["root_module"]))
+        service = data["configuration"]["root_module"]["module_calls"]["service"]["module"]
+        self.depends_on = {r["address"]: r.get("depends_on", []) for r in service["resources"]}
 
     def all(self, kind):
         return [r["values"] for r in self.resources if r["type"] == kind]
@@ -81,6 +89,8 @@ def checks(plan, environment, github_environment):
         and container()["linuxParameters"]["capabilities"]["drop"] == ["ALL"])
     yield "container: ports 8000 and 9000", lambda: sorted(
         p["containerPort"] for p in container()["portMappings"]) == [8000, 9000]
+    yield "container: PORT and API_METRICS_PORT name those ports (the health check reads them)", lambda: (
+        environ()["PORT"] == "8000" and environ()["API_METRICS_PORT"] == "9000")
     yield "container: JSON logs to CloudWatch Logs", lambda: (
         environ()["API_LOG_FORMAT"] == "json" and container()["logConfiguration"]["logDriver"] == "awslogs")
     yield "container: stopTimeout above the shutdown timeout, at most 120 s", lambda: seconds(
@@ -118,22 +128,68 @@ def checks(plan, environment, github_environment):
         (r["from_port"], r.get("cidr_ipv4") or r.get("cidr_ipv6")) for r in ingress(443) + ingress(80)) == [
         (80, "0.0.0.0/0"), (80, "::/0"), (443, "0.0.0.0/0"), (443, "::/0")]
     yield "log group: retention set", lambda: plan.one("aws_cloudwatch_log_group")["retention_in_days"] > 0
+    # First-apply races: nothing else orders these.
+    yield "task definition waits for the execution role's policy (the first tasks pull with it)", lambda: (
+        "aws_iam_role_policy_attachment.execution" in plan.depends_on["aws_ecs_task_definition.this"])
+    yield "service waits for both halves of the ALB-to-task rule and the listeners", lambda: {
+        "aws_vpc_security_group_ingress_rule.api_from_alb", "aws_vpc_security_group_egress_rule.alb_to_tasks",
+        "aws_lb_listener.http", "aws_lb_listener.https"} <= set(plan.depends_on["aws_ecs_service.this"])
+
+
+# What runs the image, or serves it: none of it may be in the registry's plan.
+RUNS_THE_IMAGE = ["aws_ecs_cluster", "aws_ecs_service", "aws_ecs_task_definition", "aws_lb", "aws_lb_listener",
+                  "aws_lb_target_group", "aws_appautoscaling_target"]
+
+
+def registry_checks(path):
+    changes = json.load(open(path))["resource_changes"]
+    created = lambda: [c for c in changes if "create" in c["change"]["actions"]]
+    yield "registry plan: creates the repository, the OIDC provider, the role and its policy", lambda: {
+        c["type"] for c in created()} >= {"aws_ecr_repository", "aws_iam_openid_connect_provider", "aws_iam_role",
+                                          "aws_iam_role_policy"}
+    yield "registry plan: everything in it is module.registry's", lambda: all(
+        c["address"].startswith("module.registry.") for c in changes)
+    for kind in RUNS_THE_IMAGE:
+        yield f"registry plan: no {kind}", lambda kind=kind: not [c for c in changes if c["type"] == kind]
+
+
+def spot_checks(path, base, on_demand_weight, spot_weight):
+    """A plan with fargate_spot = {on_demand_base, on_demand_weight, spot_weight}."""
+    plan = Plan(path)
+    service = lambda: plan.one("aws_ecs_service")
+    strategy = lambda: {s["capacity_provider"]: (s["base"], s["weight"]) for s in service()["capacity_provider_strategy"]}
+    yield "Fargate Spot: the service has a capacity provider strategy, no launch type", lambda: (
+        service().get("launch_type") in (None, "") and strategy())
+    yield f"Fargate Spot: {base} task(s) on demand, then {on_demand_weight}:{spot_weight} on demand:Spot", lambda: strategy() == {
+        "FARGATE": (base, on_demand_weight), "FARGATE_SPOT": (0, spot_weight)}
+    yield "Fargate Spot: the cluster offers FARGATE and FARGATE_SPOT", lambda: sorted(
+        plan.one("aws_ecs_cluster_capacity_providers")["capacity_providers"]) == ["FARGATE", "FARGATE_SPOT"]
+    yield "Fargate Spot: x86_64 tasks (Spot runs no ARM64)", lambda: plan.one("aws_ecs_task_definition")[
+        "runtime_platform"][0]["cpu_architecture"] == "X86_64"
 
 
 def main(path, environment, github_environment):
     plan = Plan(path)
+    return run(checks(plan, environment, github_environment), environment)
+
+
+def run(all_checks, label):
     passed = failed = 0
-    for description, test in checks(plan, environment, github_environment):
+    for description, test in all_checks:
         try:
             ok = bool(test())
             detail = ""
         except (AssertionError, KeyError, IndexError, StopIteration, TypeError, ValueError) as error:
             ok, detail = False, f": {error!r}"
         passed, failed = passed + ok, failed + (not ok)
-        print(f"{'ok  ' if ok else 'FAIL'} {environment} plan: {description}{detail}")
+        print(f"{'ok  ' if ok else 'FAIL'} {label} plan: {description}{detail}")
     print(f"\n{passed} passed, {failed} failed")
     return 1 if failed else 0
 
 
 if __name__ == "__main__":
+    if sys.argv[1] == "--registry-only":
+        sys.exit(run(registry_checks(sys.argv[2]), "bootstrap"))
+    if sys.argv[1] == "--fargate-spot":
+        sys.exit(run(spot_checks(sys.argv[2], *map(int, sys.argv[3:6])), "Fargate Spot"))
     sys.exit(main(*sys.argv[1:4]))

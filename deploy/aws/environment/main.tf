@@ -3,7 +3,8 @@
 # (modules/service). deploy/aws/staging and deploy/aws/production are roots
 # made of links to these files: the environments differ only in their
 # variables (example.tfvars) and their state (backend.hcl), so staging is
-# production at another size. docs/deploy.md, "ECS", has the order to apply.
+# production at another size. deploy/aws/bootstrap.sh applies them in order
+# (docs/deploy.md, "From an empty account to a running service").
 
 module "registry" {
   source = "../modules/registry"
@@ -13,12 +14,9 @@ module "registry" {
   github_repository  = var.github_repository
   github_environment = var.github_environment
   role_name          = "api-release-${var.environment}"
-  deploy_target = {
-    cluster_name       = module.service.cluster_name
-    service_name       = module.service.service_name
-    execution_role_arn = module.service.execution_role_arn
-    task_role_arn      = module.service.task_role_arn
-  }
+  # Names only (no resource of the service module behind them): the
+  # bootstrap applies this module alone, before the service exists.
+  deploy_target = module.service.deploy_target
 }
 
 module "service" {
@@ -40,4 +38,5 @@ module "service" {
   metrics_security_group_ids = var.metrics_security_group_ids
   deletion_protection        = var.deletion_protection
   log_retention_days         = var.log_retention_days
+  fargate_spot               = var.fargate_spot
 }

@@ -32,3 +32,28 @@ output "log_group" {
   description = "The CloudWatch log group of the service."
   value       = module.service.log_group
 }
+
+output "repository_name" {
+  description = "The ECR repository's name (deploy/aws/bootstrap.sh checks the first image there)."
+  value       = module.registry.repository_name
+}
+
+output "image_tag" {
+  description = "The tag the service's first revision runs: push it before `deploy/aws/bootstrap.sh service`."
+  value       = var.image_tag
+}
+
+output "aws_region" {
+  description = "AWS_REGION for the release workflow."
+  value       = var.aws_region
+}
+
+output "oidc_audience" {
+  description = "The audience the release role trusts; in China set it as AWS_OIDC_AUDIENCE in the GitHub environment."
+  value       = module.registry.oidc_audience
+}
+
+output "task_definition_arn" {
+  description = "The revision Terraform registered last: `scripts/deploy-ecs.sh --base-revision` ships what Terraform changed in it."
+  value       = module.service.task_definition_arn
+}

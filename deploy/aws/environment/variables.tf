@@ -124,3 +124,13 @@ variable "log_retention_days" {
   type        = number
   default     = 365
 }
+
+variable "fargate_spot" {
+  description = "Part of the tasks on Fargate Spot: { on_demand_base, on_demand_weight, spot_weight }; null (the default) runs all on demand. See modules/service."
+  type = object({
+    on_demand_base   = number
+    on_demand_weight = number
+    spot_weight      = number
+  })
+  default = null
+}

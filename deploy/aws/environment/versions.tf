@@ -1,5 +1,8 @@
 terraform {
-  required_version = ">= 1.5"
+  # 1.11: the S3 backend's use_lockfile (backend.hcl.example), generally
+  # available since 1.11 (experimental in 1.10). tests/aws/check_constraints.py
+  # holds this floor to the newest feature deploy/aws uses.
+  required_version = ">= 1.11"
   required_providers {
     aws = {
       source  = "hashicorp/aws"
@@ -18,11 +21,15 @@ provider "aws" {
   # Refuse to touch any other account, whatever credentials are in use.
   allowed_account_ids = [var.aws_account_id]
 
+  # Every tagged resource gets these. Keys and values must suit every
+  # service's tag pattern (IAM, ECS, ELB and CloudWatch Logs allow only
+  # letters, digits, spaces and _.:/=+-@): no parentheses, no commas.
   default_tags {
     tags = {
       Service     = "api"
       Environment = var.environment
-      ManagedBy   = "terraform (deploy/aws)"
+      ManagedBy   = "terraform"
+      Source      = "deploy/aws/${var.environment}"
     }
   }
 }

@@ -1,18 +1,33 @@
 # The role the release workflow assumes through GitHub's OIDC provider: no
 # long-lived AWS keys anywhere. It trusts one repository's jobs in one
 # GitHub environment, and may push images to the repository and deploy one
-# ECS service, nothing more.
+# ECS service, nothing more. tests/aws/release_calls.py lists every AWS call
+# the release makes and checks each against this policy.
 
 locals {
   github_oidc_host = "token.actions.githubusercontent.com"
+  # The audience GitHub's token carries: configure-aws-credentials asks for
+  # sts.amazonaws.com, and sts.amazonaws.com.cn in China (its `audience`).
+  oidc_audience = "sts.${data.aws_partition.current.dns_suffix}"
   # The provider's ARN follows from its URL, so the trust policy is known
   # at plan time (and reviewable in the plan); the role waits for it below.
   oidc_provider_arn = coalesce(
     var.oidc_provider_arn,
-    "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:oidc-provider/${local.github_oidc_host}",
+    "arn:${local.partition}:iam::${local.account_id}:oidc-provider/${local.github_oidc_host}",
   )
-  account_prefix = "${data.aws_partition.current.partition}:ecs:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}"
-  service_arn    = "arn:${local.account_prefix}:service/${var.deploy_target.cluster_name}/${var.deploy_target.service_name}"
+  # The deploy target by ARN, built from names: nothing here waits for the
+  # service module, so `terraform apply -target=module.registry` makes the
+  # repository and the role before anything runs the image.
+  service_arn = "arn:${local.partition}:ecs:${local.region}:${local.account_id}:service/${var.deploy_target.cluster_name}/${var.deploy_target.service_name}"
+  passable_role_arns = [
+    for name in [var.deploy_target.execution_role_name, var.deploy_target.task_role_name] :
+    "arn:${local.partition}:iam::${local.account_id}:role/${name}"
+  ]
+}
+
+# ecs-tasks.amazonaws.com, or its name in the region's partition.
+data "aws_service_principal" "ecs_tasks" {
+  service_name = "ecs-tasks"
 }
 
 # IAM checks GitHub's certificate against its own trusted CAs: no
@@ -21,7 +36,7 @@ resource "aws_iam_openid_connect_provider" "github" {
   count = var.oidc_provider_arn == null ? 1 : 0
 
   url            = "https://${local.github_oidc_host}"
-  client_id_list = ["sts.amazonaws.com"]
+  client_id_list = [local.oidc_audience]
 }
 
 data "aws_iam_policy_document" "trust" {
@@ -34,10 +49,11 @@ data "aws_iam_policy_document" "trust" {
     condition {
       test     = "StringEquals"
       variable = "${local.github_oidc_host}:aud"
-      values   = ["sts.amazonaws.com"]
+      values   = [local.oidc_audience]
     }
     # A job that names `environment:` gets this subject, whatever its
-    # branch or tag: the environment's protection rules are the gate.
+    # branch or tag: the environment's deployment rules (docs/deploy.md,
+    # "Releases": tags v* only) are the gate, and its reviewers.
     condition {
       test     = "StringEquals"
       variable = "${local.github_oidc_host}:sub"
@@ -48,7 +64,7 @@ data "aws_iam_policy_document" "trust" {
 
 resource "aws_iam_role" "release" {
   name                 = var.role_name
-  description          = "Assumed by ${var.github_repository}'s release workflow (GitHub environment ${var.github_environment})"
+  description          = "Assumed by the release workflow of ${var.github_repository} (GitHub environment ${var.github_environment})"
   assume_role_policy   = data.aws_iam_policy_document.trust.json
   max_session_duration = 3600
 
@@ -62,14 +78,15 @@ data "aws_iam_policy_document" "release" {
     actions   = ["ecr:GetAuthorizationToken"]
     resources = ["*"]
   }
+  # What `docker push` calls (ECR: "IAM permissions for pushing an image"),
+  # BatchGetImage also answering `docker manifest inspect` (does the tag
+  # exist, with which digest).
   statement {
     sid = "EcrPushAndCheckTags"
     actions = [
       "ecr:BatchCheckLayerAvailability",
       "ecr:BatchGetImage",
       "ecr:CompleteLayerUpload",
-      "ecr:DescribeImages",
-      "ecr:GetDownloadUrlForLayer",
       "ecr:InitiateLayerUpload",
       "ecr:PutImage",
       "ecr:UploadLayerPart",
@@ -77,11 +94,24 @@ data "aws_iam_policy_document" "release" {
     resources = [local.repository_arn]
   }
   # Task definitions have no ARN before they are registered, and ECS
-  # authorizes these two actions on "*" only.
+  # authorizes these two actions on "*" only. A new revision copies the
+  # tags of the one it is based on (default_tags put some on every
+  # revision), and ECS authorizes tags given on create as ecs:TagResource:
+  # allowed here on creation only, never on an existing resource.
   statement {
     sid       = "EcsTaskDefinitions"
     actions   = ["ecs:DescribeTaskDefinition", "ecs:RegisterTaskDefinition"]
     resources = ["*"]
+  }
+  statement {
+    sid       = "EcsTagOnlyTheRevisionsItRegisters"
+    actions   = ["ecs:TagResource"]
+    resources = ["*"]
+    condition {
+      test     = "StringEquals"
+      variable = "ecs:CreateAction"
+      values   = ["RegisterTaskDefinition"]
+    }
   }
   statement {
     sid       = "EcsDeployOneService"
@@ -91,11 +121,11 @@ data "aws_iam_policy_document" "release" {
   statement {
     sid       = "PassOnlyTheServiceRolesToEcs"
     actions   = ["iam:PassRole"]
-    resources = [var.deploy_target.execution_role_arn, var.deploy_target.task_role_arn]
+    resources = local.passable_role_arns
     condition {
       test     = "StringEquals"
       variable = "iam:PassedToService"
-      values   = ["ecs-tasks.amazonaws.com"]
+      values   = [data.aws_service_principal.ecs_tasks.name]
     }
   }
 }

@@ -7,9 +7,14 @@ data "aws_caller_identity" "current" {}
 data "aws_region" "current" {}
 data "aws_partition" "current" {}
 
+# ARNs and host names follow the region's partition: arn:aws-cn: and
+# amazonaws.com.cn in China, arn:aws-us-gov: in GovCloud.
 locals {
-  repository_arn = "arn:${data.aws_partition.current.partition}:ecr:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:repository/${var.name}"
-  repository_url = "${data.aws_caller_identity.current.account_id}.dkr.ecr.${data.aws_region.current.name}.amazonaws.com/${var.name}"
+  partition      = data.aws_partition.current.partition
+  region         = data.aws_region.current.name
+  account_id     = data.aws_caller_identity.current.account_id
+  repository_arn = "arn:${local.partition}:ecr:${local.region}:${local.account_id}:repository/${var.name}"
+  repository_url = "${local.account_id}.dkr.ecr.${local.region}.${data.aws_partition.current.dns_suffix}/${var.name}"
 }
 
 resource "aws_ecr_repository" "this" {

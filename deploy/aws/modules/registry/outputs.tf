@@ -17,3 +17,13 @@ output "oidc_provider_arn" {
   description = "The GitHub OIDC provider the role trusts: pass it to another root in the same account (oidc_provider_arn)."
   value       = local.oidc_provider_arn
 }
+
+output "repository_name" {
+  description = "Name of the repository (api)."
+  value       = var.name
+}
+
+output "oidc_audience" {
+  description = "The audience the role's trust expects in GitHub's token: sts.amazonaws.com (sts.amazonaws.com.cn in China, where the release workflow needs AWS_OIDC_AUDIENCE set to it)."
+  value       = local.oidc_audience
+}

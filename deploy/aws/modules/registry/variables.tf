@@ -74,11 +74,12 @@ variable "role_name" {
 }
 
 variable "deploy_target" {
-  description = "The ECS service the role may deploy: new task definition revisions of its family, passing only its two roles."
+  description = "The ECS service the role may deploy, by name (the service module's deploy_target): new revisions of its family, passing only its two roles. Names, not resources, so that this module applies before the service exists."
   type = object({
-    cluster_name       = string
-    service_name       = string
-    execution_role_arn = string
-    task_role_arn      = string
+    cluster_name        = string
+    service_name        = string
+    family              = string
+    execution_role_name = string
+    task_role_name      = string
   })
 }

@@ -42,7 +42,7 @@ resource "aws_wafv2_web_acl_association" "this" {
 resource "aws_lb_target_group" "this" {
   #checkov:skip=CKV_AWS_378:TLS ends at the ALB; the tasks speak HTTP/1.1 only, in private subnets that only the ALB's security group reaches.
   name                 = "${var.name}-${var.environment}"
-  port                 = 8000
+  port                 = local.api_port
   protocol             = "HTTP"
   target_type          = "ip"
   vpc_id               = var.vpc_id

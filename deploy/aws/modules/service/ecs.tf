@@ -5,10 +5,31 @@
 
 data "aws_region" "current" {}
 
+# Every name follows from var.name and var.environment alone, so that the
+# registry module can scope the release role to them before any of these
+# resources exists (the bootstrap applies the registry first).
 locals {
-  cluster_name = "${var.name}-${var.environment}"
-  family       = "${var.name}-${var.environment}"
-  log_group    = "/ecs/${var.name}-${var.environment}"
+  cluster_name        = "${var.name}-${var.environment}"
+  family              = "${var.name}-${var.environment}"
+  log_group           = "/ecs/${var.name}-${var.environment}"
+  execution_role_name = "${var.name}-${var.environment}-execution"
+  task_role_name      = "${var.name}-${var.environment}-task"
+  api_port            = 8000
+  metrics_port        = 9000
+
+  # The task sizes Fargate offers on Linux: memory (MiB) for each CPU value.
+  # AWS: https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task_definition_parameters.html#task_size
+  # (the same table is in the ECS API reference of RegisterTaskDefinition's
+  # `memory`, which tests/aws/check_constraints.py reads from botocore).
+  fargate_memory = {
+    "256"   = [512, 1024, 2048]
+    "512"   = range(1024, 4097, 1024)
+    "1024"  = range(2048, 8193, 1024)
+    "2048"  = range(4096, 16385, 1024)
+    "4096"  = range(8192, 30721, 1024)
+    "8192"  = range(16384, 61441, 4096)
+    "16384" = range(32768, 122881, 8192)
+  }
 }
 
 resource "aws_ecs_cluster" "this" {
@@ -49,17 +70,24 @@ resource "aws_ecs_task_definition" "this" {
     readonlyRootFilesystem = true
     linuxParameters        = { capabilities = { drop = ["ALL"] } }
     portMappings = [
-      { name = "http", containerPort = 8000, protocol = "tcp" },
-      { name = "metrics", containerPort = 9000, protocol = "tcp" },
+      { name = "http", containerPort = local.api_port, protocol = "tcp" },
+      { name = "metrics", containerPort = local.metrics_port, protocol = "tcp" },
     ]
     environment = [
+      # The ports the container maps, said once more: `api healthcheck`
+      # (the health check below) reads them to find the server.
+      { name = "PORT", value = tostring(local.api_port) },
+      { name = "API_METRICS_PORT", value = tostring(local.metrics_port) },
       { name = "API_LOG_FORMAT", value = "json" },
       # Above the ALB's idle timeout: the balancer closes idle connections first.
       { name = "API_HEADER_READ_TIMEOUT", value = "${var.idle_timeout + 5}s" },
       { name = "API_SHUTDOWN_TIMEOUT", value = "${var.shutdown_timeout}s" },
       { name = "API_MAX_CONNECTIONS", value = tostring(var.max_connections) },
     ]
-    # ECS wants "CMD" first; the image has no shell, the binary probes itself.
+    # Liveness: ECS replaces a task whose container fails this. ECS wants
+    # "CMD" first; the image has no shell, the binary probes itself (on the
+    # metrics port, outside the connection limit). Readiness is the ALB's
+    # own check of /healthcheck on the API port (alb.tf).
     healthCheck = {
       command     = ["CMD", "/usr/local/bin/api", "healthcheck"]
       interval    = 10
@@ -78,15 +106,41 @@ resource "aws_ecs_task_definition" "this" {
       }
     }
   }])
+
+  # The first tasks start only once the execution role may pull the image
+  # and write logs: IAM attaches the policy after the role exists.
+  depends_on = [aws_iam_role_policy_attachment.execution]
+}
+
+# Fargate Spot, when asked for: the cluster offers both capacity providers
+# and the service spreads its tasks over them (fargate_spot).
+resource "aws_ecs_cluster_capacity_providers" "this" {
+  count              = var.fargate_spot == null ? 0 : 1
+  cluster_name       = aws_ecs_cluster.this.name
+  capacity_providers = ["FARGATE", "FARGATE_SPOT"]
 }
 
 resource "aws_ecs_service" "this" {
-  name             = var.name
-  cluster          = aws_ecs_cluster.this.id
-  task_definition  = aws_ecs_task_definition.this.arn
-  desired_count    = var.min_capacity
-  launch_type      = "FARGATE"
+  name            = var.name
+  cluster         = aws_ecs_cluster.this.id
+  task_definition = aws_ecs_task_definition.this.arn
+  desired_count   = var.min_capacity
+  # On-demand Fargate, or a capacity provider strategy with Spot: ECS takes
+  # one or the other, never both.
+  launch_type      = var.fargate_spot == null ? "FARGATE" : null
   platform_version = "LATEST"
+
+  dynamic "capacity_provider_strategy" {
+    for_each = var.fargate_spot == null ? {} : {
+      FARGATE      = { base = var.fargate_spot.on_demand_base, weight = var.fargate_spot.on_demand_weight }
+      FARGATE_SPOT = { base = 0, weight = var.fargate_spot.spot_weight }
+    }
+    content {
+      capacity_provider = capacity_provider_strategy.key
+      base              = capacity_provider_strategy.value.base
+      weight            = capacity_provider_strategy.value.weight
+    }
+  }
 
   # A new task must be healthy before an old one stops; a deployment whose
   # tasks keep failing is rolled back to the last one that worked.
@@ -107,7 +161,7 @@ resource "aws_ecs_service" "this" {
   load_balancer {
     target_group_arn = aws_lb_target_group.this.arn
     container_name   = var.name
-    container_port   = 8000
+    container_port   = local.api_port
   }
 
   propagate_tags          = "SERVICE"
@@ -119,5 +173,13 @@ resource "aws_ecs_service" "this" {
     ignore_changes = [task_definition, desired_count]
   }
 
-  depends_on = [aws_lb_listener.http, aws_lb_listener.https]
+  # New tasks register with the target group only when the ALB can reach
+  # them: listeners, and both halves of the ALB-to-task rule.
+  depends_on = [
+    aws_lb_listener.http,
+    aws_lb_listener.https,
+    aws_vpc_security_group_egress_rule.alb_to_tasks,
+    aws_vpc_security_group_ingress_rule.api_from_alb,
+    aws_ecs_cluster_capacity_providers.this,
+  ]
 }

@@ -1,10 +1,14 @@
 # Who may talk to whom: the internet reaches the ALB on 443 (and 80, which
 # redirects); only the ALB reaches the tasks' API port; the metrics port is
 # open only to the scrapers named in the variables, never to the ALB.
+#
+# EC2 accepts only a-z A-Z 0-9 space and ._-:/()#,@[]+=&;{}!$* in group and
+# rule descriptions (no apostrophes), and no & in rules that reference a
+# group: tests/aws/check_constraints.py reads those sets from EC2's API model.
 
 resource "aws_security_group" "alb" {
   name        = "${var.name}-${var.environment}-alb"
-  description = "The api's load balancer: HTTPS (and HTTP, redirected) from anywhere"
+  description = "api load balancer: HTTPS (and HTTP, redirected) from anywhere"
   vpc_id      = var.vpc_id
 }
 
@@ -24,16 +28,16 @@ resource "aws_vpc_security_group_ingress_rule" "alb" {
 
 resource "aws_vpc_security_group_egress_rule" "alb_to_tasks" {
   security_group_id            = aws_security_group.alb.id
-  description                  = "To the tasks' API port"
+  description                  = "To the API port of the tasks"
   ip_protocol                  = "tcp"
-  from_port                    = 8000
-  to_port                      = 8000
+  from_port                    = local.api_port
+  to_port                      = local.api_port
   referenced_security_group_id = aws_security_group.tasks.id
 }
 
 resource "aws_security_group" "tasks" {
   name        = "${var.name}-${var.environment}-tasks"
-  description = "The api's tasks: the API port from the ALB, metrics from the scrapers"
+  description = "api tasks: the API port from the ALB, metrics from the scrapers"
   vpc_id      = var.vpc_id
 }
 
@@ -41,28 +45,28 @@ resource "aws_vpc_security_group_ingress_rule" "api_from_alb" {
   security_group_id            = aws_security_group.tasks.id
   description                  = "API from the load balancer only"
   ip_protocol                  = "tcp"
-  from_port                    = 8000
-  to_port                      = 8000
+  from_port                    = local.api_port
+  to_port                      = local.api_port
   referenced_security_group_id = aws_security_group.alb.id
 }
 
 resource "aws_vpc_security_group_ingress_rule" "metrics_from_cidr" {
   for_each          = toset(var.metrics_cidr_blocks)
   security_group_id = aws_security_group.tasks.id
-  description       = "Prometheus metrics from a scraper's network"
+  description       = "Prometheus metrics from the network of a scraper"
   ip_protocol       = "tcp"
-  from_port         = 9000
-  to_port           = 9000
+  from_port         = local.metrics_port
+  to_port           = local.metrics_port
   cidr_ipv4         = each.value
 }
 
 resource "aws_vpc_security_group_ingress_rule" "metrics_from_group" {
   for_each                     = toset(var.metrics_security_group_ids)
   security_group_id            = aws_security_group.tasks.id
-  description                  = "Prometheus metrics from a scraper's security group"
+  description                  = "Prometheus metrics from the security group of a scraper"
   ip_protocol                  = "tcp"
-  from_port                    = 9000
-  to_port                      = 9000
+  from_port                    = local.metrics_port
+  to_port                      = local.metrics_port
   referenced_security_group_id = each.value
 }
 

@@ -37,3 +37,22 @@ output "tasks_security_group_id" {
   description = "The tasks' security group: allow it from a scraper, or add metrics_security_group_ids."
   value       = aws_security_group.tasks.id
 }
+
+# Names only, from the variables: no resource behind them, so the registry
+# module can be planned and applied before any of this module's resources
+# (terraform apply -target=module.registry plans nothing of this module).
+output "deploy_target" {
+  description = "What the release role may deploy: cluster, service, task family and the two roles it may pass, by name."
+  value = {
+    cluster_name        = local.cluster_name
+    service_name        = var.name
+    family              = local.family
+    execution_role_name = local.execution_role_name
+    task_role_name      = local.task_role_name
+  }
+}
+
+output "task_definition_arn" {
+  description = "The revision Terraform registered last: scripts/deploy-ecs.sh --base-revision ships a change Terraform made to it."
+  value       = aws_ecs_task_definition.this.arn
+}

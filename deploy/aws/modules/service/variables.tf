@@ -38,12 +38,12 @@ variable "cpu" {
 }
 
 variable "memory" {
-  description = "Task memory in MiB; Fargate allows 512-2048 with 256 CPU units, more with more CPU."
+  description = "Task memory in MiB: one of the sizes Fargate offers with var.cpu (256 CPU units: 512, 1024 or 2048; see local.fargate_memory)."
   type        = number
   default     = 512
   validation {
-    condition     = var.memory >= 512 && var.memory % 512 == 0
-    error_message = "memory must be at least 512 MiB, in steps of 512 (Fargate)."
+    condition     = contains(try(local.fargate_memory[tostring(var.cpu)], []), var.memory)
+    error_message = "Fargate has no task of ${var.cpu} CPU units with ${var.memory} MiB: with ${var.cpu} CPU units, memory is one of ${join(", ", try(local.fargate_memory[tostring(var.cpu)], []))} MiB."
   }
 }
 
@@ -212,4 +212,41 @@ variable "web_acl_arn" {
   description = "A WAFv2 web ACL to put in front of the ALB; null for none."
   type        = string
   default     = null
+}
+
+variable "fargate_spot" {
+  description = <<-EOT
+    Run part of the tasks on Fargate Spot: spare capacity at a discount to the
+    Fargate price (AWS's Fargate pricing page has the rate), interrupted with a
+    two-minute warning (SIGTERM, then stopTimeout, which the drain fits in; the
+    target group's deregistration delay must stay under two minutes). Spot runs
+    x86_64 Linux tasks only. null runs every task on on-demand Fargate. on_demand_base tasks always run on demand; beyond them,
+    tasks are spread by weight: { on_demand_base = 2, on_demand_weight = 1,
+    spot_weight = 3 } runs 2 on demand, then one in four on demand. Set it when
+    the service is created: switching between null and a strategy replaces the
+    ECS service (its launch type changes).
+  EOT
+  type = object({
+    on_demand_base   = number
+    on_demand_weight = number
+    spot_weight      = number
+  })
+  default = null
+  # A conditional, not ||: Terraform evaluates both sides of || (null has
+  # no attributes).
+  validation {
+    condition = var.fargate_spot == null ? true : (
+      var.fargate_spot.on_demand_base >= 0 && var.fargate_spot.on_demand_base <= 100000 &&
+      var.fargate_spot.on_demand_weight >= 0 && var.fargate_spot.spot_weight >= 1 &&
+      var.fargate_spot.on_demand_weight <= 1000 && var.fargate_spot.spot_weight <= 1000
+    )
+    error_message = "fargate_spot: on_demand_base 0-100000, on_demand_weight 0-1000, spot_weight 1-1000 (ECS capacity provider strategy)."
+  }
+  # AWS: a Spot task stops two minutes after its warning; the ALB must have
+  # let its requests finish by then (ECS developer guide, Fargate capacity
+  # providers; "How do I handle Spot termination notices", AWS re:Post).
+  validation {
+    condition     = var.fargate_spot == null ? true : var.deregistration_delay < 120
+    error_message = "fargate_spot needs deregistration_delay under 120 s: Spot tasks stop two minutes after their warning."
+  }
 }
