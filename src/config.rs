@@ -68,18 +68,18 @@ pub struct ServerConfig {
     /// connection is closed. It also closes keep-alive connections idle for
     /// this long: behind a load balancer, set it above the balancer's idle
     /// timeout (AWS ALB: 60s).
-    #[arg(long, env = "API_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "API_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = positive_duration)]
     pub header_read_timeout: Duration,
 
     /// A connection whose answer the client does not read (the socket
     /// accepts no byte) for this long is closed. Progress resets the clock,
     /// so slow clients that keep reading are never cut off; clients that
     /// pipeline requests and never read cannot hold connections forever.
-    #[arg(long, env = "API_WRITE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "API_WRITE_TIMEOUT", default_value = "10s", value_parser = positive_duration)]
     pub write_timeout: Duration,
 
     /// A request that takes longer than this answers 408.
-    #[arg(long, env = "API_REQUEST_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "API_REQUEST_TIMEOUT", default_value = "10s", value_parser = positive_duration)]
     pub request_timeout: Duration,
 
     /// Largest request head (request line + headers) in bytes; larger ones
@@ -141,8 +141,23 @@ pub struct HealthcheckConfig {
     pub url: Option<String>,
 
     /// Give up, and report unhealthy, after this long.
-    #[arg(long, env = "API_HEALTHCHECK_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "API_HEALTHCHECK_TIMEOUT", default_value = "2s", value_parser = positive_duration)]
     pub timeout: Duration,
+
+    /// Deprecated (the form of earlier releases): probe `/healthcheck` on
+    /// this API port, as `--readiness --url http://127.0.0.1:PORT/healthcheck`.
+    #[arg(long, hide = true, conflicts_with_all = ["url", "readiness"])]
+    pub port: Option<u16>,
+}
+
+/// A duration with units (`500ms`, `10s`, `1m`), more than zero: a zero
+/// timeout would cut off every client, or never let one in.
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(duration) if duration.is_zero() => Err("must be more than 0".to_owned()),
+        Ok(duration) => Ok(duration),
+        Err(error) => Err(error.to_string()),
+    }
 }
 
 impl ServerConfig {

@@ -13,23 +13,31 @@
 
 use std::ffi::OsString;
 use std::fs;
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use axum::http::Uri;
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 
 use crate::config::{Cli, HealthcheckConfig, ServerConfig};
 use crate::metrics::LIVENESS_PATH;
 
 /// `Ok` with the status line on a 200, `Err` with the reason otherwise.
 pub fn probe(config: &HealthcheckConfig) -> Result<String, String> {
-    let url = match &config.url {
-        Some(url) => url.clone(),
-        None => url_of(&server_config()?, config.readiness),
+    let url = match (&config.url, config.port) {
+        (Some(url), _) => url.clone(),
+        (None, Some(port)) => {
+            eprintln!(
+                "api healthcheck: --port is deprecated; this probes readiness, as before: \
+                 use --readiness (or no option, for liveness)"
+            );
+            format!("http://127.0.0.1:{port}/healthcheck")
+        }
+        (None, None) => url_of(&server_config()?, config.readiness),
     };
     let deadline = Instant::now() + config.timeout;
     let status_line =
@@ -98,14 +106,61 @@ fn sibling_servers() -> Vec<(u32, ServerConfig)> {
                 return None;
             }
             let command_line = fs::read(process.join("cmdline")).ok()?;
-            let args = command_line
-                .split(|&byte| byte == 0)
-                .filter(|arg| !arg.is_empty())
-                .map(|arg| OsString::from_vec(arg.to_vec()));
-            let cli = Cli::try_parse_from(args).ok()?;
-            cli.command.is_none().then_some((pid, cli.server))
+            let matches = Cli::command()
+                .try_get_matches_from(null_separated(&command_line))
+                .ok()?;
+            let mut cli = Cli::from_arg_matches(&matches).ok()?;
+            if cli.command.is_some() {
+                return None;
+            }
+            // Its environment usually is ours (a container's), but a
+            // wrapper may have set a variable before starting it.
+            let environment = fs::read(process.join("environ")).unwrap_or_default();
+            take_listen_settings(&mut cli.server, &matches, &environment);
+            Some((pid, cli.server))
         })
         .collect()
+}
+
+/// The strings of a `/proc/<pid>/cmdline` or `environ` file.
+fn null_separated(bytes: &[u8]) -> impl Iterator<Item = OsString> + '_ {
+    bytes
+        .split(|&byte| byte == 0)
+        .filter(|item| !item.is_empty())
+        .map(|item| OsString::from_vec(item.to_vec()))
+}
+
+/// Where the server listens, from its own environment (`environ`) for each
+/// setting that its command line does not give.
+fn take_listen_settings(server: &mut ServerConfig, matches: &ArgMatches, environ: &[u8]) {
+    let variable = |id: &str, name: &str| {
+        if matches.value_source(id) == Some(ValueSource::CommandLine) {
+            return None;
+        }
+        null_separated(environ).find_map(|entry| {
+            let entry = entry.into_string().ok()?;
+            entry
+                .strip_prefix(name)?
+                .strip_prefix('=')
+                .map(str::to_owned)
+        })
+    };
+    if let Some(host) = variable("host", "API_HOST").and_then(|value| value.parse().ok()) {
+        server.host = host;
+    }
+    if let Some(port) = variable("port", "PORT").and_then(|value| value.parse().ok()) {
+        server.port = port;
+    }
+    if let Some(port) =
+        variable("metrics_port", "API_METRICS_PORT").and_then(|value| value.parse().ok())
+    {
+        server.metrics_port = port;
+    }
+    if let Some(value) = variable("disable_metrics", "API_DISABLE_METRICS") {
+        // As clap reads a flag's variable: anything but a "no" turns it on.
+        let no = ["", "0", "f", "false", "n", "no", "off"];
+        server.disable_metrics = !no.contains(&value.to_ascii_lowercase().as_str());
+    }
 }
 
 fn get_status_line(url: &str, deadline: Instant) -> Result<String, String> {
@@ -143,6 +198,10 @@ fn get_status_line(url: &str, deadline: Instant) -> Result<String, String> {
         match stream.read(&mut buffer) {
             Ok(0) => return Err("the server closed the connection without answering".to_owned()),
             Ok(read) => received.extend_from_slice(&buffer[..read]),
+            // What a read timeout looks like on Linux (EAGAIN).
+            Err(error) if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return Err("timed out waiting for the answer".to_owned());
+            }
             Err(error) => return Err(format!("no answer ({error})")),
         }
     }
@@ -210,6 +269,20 @@ mod tests {
         assert_eq!(url_of(&v6, false), "http://[::1]:9000/livez");
         let one_address = server(&["--host", "10.0.0.7", "--metrics-port", "9000"]);
         assert_eq!(url_of(&one_address, false), "http://10.0.0.7:9000/livez");
+    }
+
+    #[test]
+    fn the_servers_environment_fills_in_what_its_command_line_does_not_say() {
+        let args = ["api", "--metrics-port", "9191"];
+        let matches = Cli::command().try_get_matches_from(args).expect("valid");
+        let mut server = Cli::from_arg_matches(&matches).expect("valid").server;
+        let environ = b"HOME=/\0PORT=8181\0API_METRICS_PORT=7777\0API_DISABLE_METRICS=false\0";
+        take_listen_settings(&mut server, &matches, environ);
+        assert_eq!(server.port, 8181, "from its environment");
+        assert_eq!(server.metrics_port, 9191, "its command line wins");
+        assert!(!server.disable_metrics);
+        take_listen_settings(&mut server, &matches, b"API_DISABLE_METRICS=1\0");
+        assert!(server.disable_metrics);
     }
 
     #[test]

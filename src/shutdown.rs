@@ -156,8 +156,17 @@ pub fn signal_received() -> impl Future<Output = ()> {
                 _ = interrupt.recv() => ("SIGINT", 130),
                 _ = terminate.recv() => ("SIGTERM", 143),
             };
-            // Straight to stderr: the log buffer is not written out.
-            eprintln!("api: {second} received while shutting down: exiting at once with {code}");
+            // Straight to stderr, since the log buffer is not written out,
+            // but never waiting on it long: a stderr nobody reads must not
+            // stop the exit that was asked for.
+            let (said, written) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                eprintln!(
+                    "api: {second} received while shutting down: exiting at once with {code}"
+                );
+                let _ = said.send(());
+            });
+            let _ = written.recv_timeout(Duration::from_millis(100));
             std::process::exit(code);
         });
     }

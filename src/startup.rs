@@ -6,7 +6,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpSocket};
@@ -15,14 +15,22 @@ use crate::api::routing::Endpoints;
 use crate::api::{self, AppState, Settings, endpoints};
 use crate::config::ServerConfig;
 use crate::http::connections::{self, ConnectionLimit};
-use crate::http::serve::serve;
+use crate::http::serve::{ClientLimits, serve};
 use crate::metrics::{self, Metrics};
 use crate::shutdown::{Drain, Shutdown, Stopping};
 
 /// Connections to the metrics port at once: Prometheus keeps one per
 /// scraper, and liveness probes one each. A bound keeps that port from
-/// costing memory too.
-const METRICS_MAX_CONNECTIONS: usize = 16;
+/// costing memory too (64 idle connections: under 1 MB).
+const METRICS_MAX_CONNECTIONS: usize = 64;
+
+/// How long a client of the metrics port has to send its request head, or
+/// to send the next one on a kept-alive connection. Scrapers and probes
+/// send theirs at once; short, so that a crowd of silent connections
+/// cannot hold the liveness probe's port for long (and must come from
+/// where the network lets them: the monitoring namespace, Prometheus's
+/// security group).
+const METRICS_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How many connections the kernel keeps waiting to be accepted: where new
 /// clients wait while `--max-connections` are open. The kernel lowers it to
@@ -136,7 +144,7 @@ impl Application {
             max_connections,
             metrics
                 .as_ref()
-                .map(|metrics| metrics.connections(max_connections)),
+                .map(|metrics| metrics.api_connections(max_connections)),
         );
         let shutdown = Shutdown {
             stopping,
@@ -145,13 +153,21 @@ impl Application {
             api: Drain::default(),
             metrics: Drain::default(),
         };
-        let api_server = serve(api, app, &config, limit, shutdown.api.clone());
+        let api_clients = ClientLimits::from(&config);
+        let api_server = serve(api, app, &api_clients, limit, shutdown.api.clone());
         let metrics_drain = shutdown.metrics.clone();
         let metrics_server = async {
             if let (Some(listener), Some(metrics)) = (metrics_listener, metrics) {
-                let limit = ConnectionLimit::new(METRICS_MAX_CONNECTIONS, None);
+                let limit = ConnectionLimit::new(
+                    METRICS_MAX_CONNECTIONS,
+                    Some(metrics.metrics_connections()),
+                );
                 let routes = TowerToHyperService::new(metrics::routes(metrics));
-                serve(listener, routes, &config, limit, metrics_drain).await;
+                let clients = ClientLimits {
+                    header_read_timeout: METRICS_HEADER_READ_TIMEOUT,
+                    ..ClientLimits::from(&config)
+                };
+                serve(listener, routes, &clients, limit, metrics_drain).await;
             }
         };
         let (deadline, (), ()) =

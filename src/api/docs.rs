@@ -160,9 +160,11 @@ fn swagger_ui_files() -> HashMap<&'static str, StaticFile> {
 }
 
 /// ReDoc's page: the HTML with the ReDoc bundle inline, as the `aide` crate
-/// ships it (ReDoc 2.0.0), rendering /openapi.json. About 1 MB, so it is
-/// built on the first request, and gzipped on the first that takes gzip (a
-/// few tens of milliseconds): a browser gets 0.3 MB.
+/// ships it (ReDoc 2.0.0), rendering /openapi.json. About 1 MB, built on the
+/// first request and gzipped on the first that takes gzip, once each: an
+/// instance that never serves /redoc (most, in production) never holds it.
+/// The first gzipped request waits for the compression (docs/benchmarks.md
+/// has the time); a browser gets 0.3 MB.
 ///
 /// The bundle shows a small "Redocly" logo that it loads from Redocly's
 /// CDN (and hides when that fails). That would be the page's one request

@@ -37,10 +37,14 @@ pub fn all() -> Endpoints {
     // For the image tests only (a build with the `panic-route` feature):
     // proves that a panic still answers 500 in the static production image.
     #[cfg(feature = "panic-route")]
-    let endpoints = endpoints.hidden(axum::http::Method::GET, "/panic", || async {
-        panic!("GET /panic (feature panic-route)")
-    });
+    let endpoints = endpoints.hidden(axum::http::Method::GET, "/panic", panic_on_purpose);
     endpoints
+}
+
+/// `GET /panic`, in builds with the `panic-route` feature (image tests only).
+#[cfg(feature = "panic-route")]
+async fn panic_on_purpose() -> &'static str {
+    panic!("GET /panic (feature panic-route)")
 }
 
 /// `{"message": "..."}`.

@@ -25,7 +25,7 @@ use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use prometheus::{IntCounter, IntCounterVec, IntGauge};
+use prometheus::{IntCounter, IntGauge};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::http::stream::WriteStalled;
@@ -36,7 +36,7 @@ use crate::http::stream::WriteStalled;
 const RESERVED_FDS: u64 = 64;
 
 /// How often a repeated accept or connection error is logged, at most.
-const ERROR_LOG_EVERY: Duration = Duration::from_secs(5);
+pub const ERROR_LOG_EVERY: Duration = Duration::from_secs(5);
 
 /// Raises the soft open-files limit as far as the hard limit allows and
 /// returns the limit in force, or the error that prevented reading it.
@@ -52,17 +52,25 @@ pub fn fit_to_open_files(requested: usize, open_files: u64) -> usize {
     requested.min(usize::try_from(available).unwrap_or(usize::MAX))
 }
 
-/// What the connection limit reports to the metrics.
+/// What a listener's connections report to the metrics.
 #[derive(Clone)]
 pub struct ConnectionMetrics {
+    /// The API listener's gauges and counters (`http_connections_*`);
+    /// `None` for the metrics listener, which has only its errors counted.
+    pub counts: Option<ConnectionCounts>,
+    /// Connections that ended in an error, by reason: one counter per
+    /// [`ConnectionError`], in the order of [`ConnectionError::ALL`].
+    pub errors: Vec<IntCounter>,
+}
+
+#[derive(Clone)]
+pub struct ConnectionCounts {
     /// Connections open now.
     pub open: IntGauge,
     /// Times the server stopped accepting because the limit was reached.
     pub limit_reached: IntCounter,
     /// Failed `accept` calls.
     pub accept_errors: IntCounter,
-    /// Connections that ended in an error, by [`ConnectionError::label`].
-    pub errors: IntCounterVec,
 }
 
 /// Why a connection ended badly. hyper answers the first two itself and
@@ -142,6 +150,27 @@ impl ConnectionError {
         }
     }
 
+    /// One line for `count` of these; `detail` is the last error's text.
+    fn log(self, count: u64, detail: &str) {
+        let (what, reason) = (self.what_happened(), self.label());
+        // Clients that go away are routine; the others are misbehaving.
+        if matches!(self, Self::Incomplete | Self::Io) {
+            tracing::info!(
+                detail,
+                reason,
+                count,
+                "{what} (at most one such line every 5 s)"
+            );
+        } else {
+            tracing::warn!(
+                detail,
+                reason,
+                count,
+                "{what} (at most one such line every 5 s)"
+            );
+        }
+    }
+
     fn what_happened(self) -> &'static str {
         match self {
             Self::Parse => "unparsable request heads answered 400",
@@ -179,8 +208,8 @@ impl ConnectionLimit {
             Ok(permit) => permit,
             Err(_) => {
                 tracing::debug!("connection limit reached; waiting for a connection to close");
-                if let Some(metrics) = &self.metrics {
-                    metrics.limit_reached.inc();
+                if let Some(counts) = self.counts() {
+                    counts.limit_reached.inc();
                 }
                 self.permits
                     .clone()
@@ -195,8 +224,8 @@ impl ConnectionLimit {
     /// The accepted connection that takes `place`: counted as open until
     /// it is dropped, which frees the place.
     pub fn open(&self, place: Admission) -> Connection {
-        if let Some(metrics) = &self.metrics {
-            metrics.open.inc();
+        if let Some(counts) = self.counts() {
+            counts.open.inc();
         }
         Connection {
             _permit: place.0,
@@ -204,10 +233,34 @@ impl ConnectionLimit {
         }
     }
 
+    fn counts(&self) -> Option<&ConnectionCounts> {
+        self.metrics.as_ref()?.counts.as_ref()
+    }
+
+    /// Logs what the throttle held back of the errors that stopped coming:
+    /// call it every [`ERROR_LOG_EVERY`] or so.
+    pub fn report_held_back(&self) {
+        if let Some(failures) = self
+            .error_log
+            .accept
+            .lock()
+            .expect("not poisoned")
+            .held_back_due()
+        {
+            tracing::warn!(failures, "accept failed (held back since the last line)");
+        }
+        let mut throttles = self.error_log.connections.lock().expect("not poisoned");
+        for (reason, throttle) in ConnectionError::ALL.iter().zip(throttles.iter_mut()) {
+            if let Some(count) = throttle.held_back_due() {
+                reason.log(count, "held back since the last line");
+            }
+        }
+    }
+
     /// Counts and (rate-limited) logs a failed accept.
     pub fn accept_failed(&self, error: &io::Error) {
-        if let Some(metrics) = &self.metrics {
-            metrics.accept_errors.inc();
+        if let Some(counts) = self.counts() {
+            counts.accept_errors.inc();
         }
         if let Some(failures) = self.error_log.accept.lock().expect("not poisoned").due() {
             tracing::warn!(
@@ -237,7 +290,7 @@ impl Connection {
             return;
         };
         if let Some(metrics) = &self.limit.metrics {
-            metrics.errors.with_label_values(&[reason.label()]).inc();
+            metrics.errors[reason as usize].inc();
         }
         let due = self
             .limit
@@ -246,23 +299,16 @@ impl Connection {
             .lock()
             .expect("not poisoned")[reason as usize]
             .due();
-        let Some(count) = due else {
-            return;
-        };
-        let what = reason.what_happened();
-        // Clients that go away are routine; the others are misbehaving.
-        if matches!(reason, ConnectionError::Incomplete | ConnectionError::Io) {
-            tracing::info!(%error, reason = reason.label(), count, "{what} (at most one such line every 5 s)");
-        } else {
-            tracing::warn!(%error, reason = reason.label(), count, "{what} (at most one such line every 5 s)");
+        if let Some(count) = due {
+            reason.log(count, &error.to_string());
         }
     }
 }
 
 impl Drop for Connection {
     fn drop(&mut self) {
-        if let Some(metrics) = &self.limit.metrics {
-            metrics.open.dec();
+        if let Some(counts) = self.limit.counts() {
+            counts.open.dec();
         }
     }
 }
@@ -288,9 +334,17 @@ impl Throttle {
     /// line is due now.
     fn due(&mut self) -> Option<u64> {
         self.held_back += 1;
-        let due = self
-            .last_logged
-            .is_none_or(|logged| logged.elapsed() >= ERROR_LOG_EVERY);
+        self.held_back_due()
+    }
+
+    /// `Some(occurrences held back)` when there are some and a line is due:
+    /// asked every few seconds, so that the last of a burst is reported
+    /// even when nothing follows it.
+    fn held_back_due(&mut self) -> Option<u64> {
+        let due = self.held_back > 0
+            && self
+                .last_logged
+                .is_none_or(|logged| logged.elapsed() >= ERROR_LOG_EVERY);
         due.then(|| {
             self.last_logged = Some(Instant::now());
             std::mem::take(&mut self.held_back)
@@ -319,6 +373,17 @@ mod tests {
         assert_eq!(throttle.held_back, 99, "and are counted for the next line");
         throttle.last_logged = Some(Instant::now() - ERROR_LOG_EVERY);
         assert_eq!(throttle.due(), Some(100));
+        for _ in 0..5 {
+            throttle.due();
+        }
+        assert_eq!(throttle.held_back_due(), None, "not due yet");
+        throttle.last_logged = Some(Instant::now() - ERROR_LOG_EVERY);
+        assert_eq!(
+            throttle.held_back_due(),
+            Some(5),
+            "the last of a burst, reported"
+        );
+        assert_eq!(throttle.held_back_due(), None, "and only once");
     }
 
     #[tokio::test]

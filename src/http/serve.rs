@@ -22,12 +22,34 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
 use crate::config::ServerConfig;
-use crate::http::connections::ConnectionLimit;
+use crate::http::connections::{ConnectionLimit, ERROR_LOG_EVERY};
 use crate::http::stream::ClientStream;
 use crate::shutdown::Drain;
 
 /// How long to wait after a failed accept before trying again.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
+
+/// What clients of a listener are allowed.
+#[derive(Clone, Copy)]
+pub struct ClientLimits {
+    /// To send a request head (and, kept alive, the next one).
+    pub header_read_timeout: Duration,
+    /// To read an answer: time without progress (`stream::ClientStream`).
+    pub write_timeout: Duration,
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+}
+
+impl From<&ServerConfig> for ClientLimits {
+    fn from(config: &ServerConfig) -> Self {
+        Self {
+            header_read_timeout: config.header_read_timeout,
+            write_timeout: config.write_timeout,
+            max_header_bytes: config.max_header_bytes as usize,
+            max_headers: config.max_headers,
+        }
+    }
+}
 
 /// Serves `app` on `listener`, at most `limit` connections at a time,
 /// until `drain` says to stop accepting; the drain then finishes the
@@ -35,7 +57,7 @@ const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 pub async fn serve<S>(
     listener: TcpListener,
     app: S,
-    config: &ServerConfig,
+    clients: &ClientLimits,
     limit: ConnectionLimit,
     drain: Drain,
 ) where
@@ -47,9 +69,23 @@ pub async fn serve<S>(
 {
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(config.header_read_timeout)
-        .max_buf_size(config.max_header_bytes as usize)
-        .max_headers(config.max_headers);
+        .header_read_timeout(clients.header_read_timeout)
+        .max_buf_size(clients.max_header_bytes)
+        .max_headers(clients.max_headers)
+        // A client may close its side once it has sent its request and
+        // still get the answer (hyper would drop it): the header-read and
+        // write timeouts bound what such a client can hold.
+        .half_close(true);
+    let reporter = tokio::spawn({
+        let limit = limit.clone();
+        async move {
+            let mut every = tokio::time::interval(ERROR_LOG_EVERY);
+            loop {
+                every.tick().await;
+                limit.report_held_back();
+            }
+        }
+    });
 
     loop {
         // At the limit, wait here, not in `accept`: the kernel keeps new
@@ -76,7 +112,7 @@ pub async fn serve<S>(
         let open = limit.open(place);
         // Our answers are small: send each as soon as it is written.
         let _ = stream.set_nodelay(true);
-        let (stream, head_pending) = ClientStream::new(stream, config.write_timeout);
+        let (stream, head_pending) = ClientStream::new(stream, clients.write_timeout);
         let connection = http.serve_connection(TokioIo::new(stream), app.clone());
         drain.spawn(connection, move |ended| {
             if let Err(error) = ended {
@@ -84,5 +120,6 @@ pub async fn serve<S>(
             }
         });
     }
+    reporter.abort();
     // Dropping the listener closes the port: new clients are refused.
 }

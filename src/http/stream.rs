@@ -9,7 +9,11 @@
 //!   and hyper drops the connection. Progress resets the clock, so a slow
 //!   but honest client is never cut off. Linux wakes a blocked writer only
 //!   once a third or more of the send buffer has drained, so a client that
-//!   reads a byte now and then makes no progress either.
+//!   reads a byte now and then makes no progress either. The connection is
+//!   then reset, not closed: a close would leave the kernel holding the
+//!   unsent answer for as long as the client keeps its window shut
+//!   (FIN-WAIT-1), memory a reconnecting crowd would pile up (nginx's
+//!   `reset_timedout_connection` does the same).
 //! - **Whether a request head was pending** when hyper's header-read
 //!   timeout fired: for a keep-alive connection idle between requests that
 //!   is a normal close, for a client that started a request (or never sent
@@ -99,7 +103,21 @@ impl<T: AsyncRead + Unpin> AsyncRead for ClientStream<T> {
     }
 }
 
-impl<T: AsyncWrite + Unpin> ClientStream<T> {
+/// A socket that can be made to reset, rather than close gracefully, when
+/// it is dropped.
+pub trait Reset {
+    fn reset_when_closed(&self);
+}
+
+impl Reset for tokio::net::TcpStream {
+    fn reset_when_closed(&self) {
+        // SO_LINGER with a zero timeout: close(2) sends RST and frees the
+        // send buffer at once (it never blocks).
+        let _ = socket2::SockRef::from(self).set_linger(Some(Duration::ZERO));
+    }
+}
+
+impl<T: AsyncWrite + Reset + Unpin> ClientStream<T> {
     /// A write's outcome, with the stall clock run: armed on the first
     /// refusal, failing the write once it expires, reset by progress.
     fn progress(
@@ -114,10 +132,13 @@ impl<T: AsyncWrite + Unpin> ClientStream<T> {
                     .stalled
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
                 match stalled.as_mut().poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        WriteStalled(timeout),
-                    ))),
+                    Poll::Ready(()) => {
+                        self.io.reset_when_closed();
+                        Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            WriteStalled(timeout),
+                        )))
+                    }
                     Poll::Pending => Poll::Pending,
                 }
             }
@@ -132,7 +153,7 @@ impl<T: AsyncWrite + Unpin> ClientStream<T> {
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for ClientStream<T> {
+impl<T: AsyncWrite + Reset + Unpin> AsyncWrite for ClientStream<T> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -165,9 +186,13 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for ClientStream<T> {
 
 #[cfg(test)]
 mod tests {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
     use super::*;
+
+    impl Reset for DuplexStream {
+        fn reset_when_closed(&self) {}
+    }
 
     #[tokio::test(start_paused = true)]
     async fn a_write_nobody_reads_fails_after_the_write_timeout() {

@@ -163,9 +163,19 @@ impl Drop for LogFlusher {
 impl Write for &LogBuffer {
     fn write(&mut self, line: &[u8]) -> io::Result<usize> {
         let mut pending = self.0.lock();
-        if pending.lines.len() + pending.writing + line.len() > MAX_QUEUED {
+        let needed = pending.lines.len() + line.len();
+        if needed + pending.writing > MAX_QUEUED {
             pending.dropped += 1;
         } else {
+            if needed > pending.lines.capacity() {
+                // Grow as a `Vec` does, by doubling, but never past what may
+                // wait beside the batch being written: the bound is on
+                // memory, not only on the lines kept.
+                let room = MAX_QUEUED - pending.writing;
+                let target = (pending.lines.capacity() * 2).clamp(needed, room);
+                let len = pending.lines.len();
+                pending.lines.reserve_exact(target - len);
+            }
             pending.lines.extend_from_slice(line);
             if pending.lines.len() >= FLUSH_EARLY_AT {
                 self.0.changed.notify_all();

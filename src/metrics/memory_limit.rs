@@ -4,8 +4,18 @@
 //! 512 MiB Fargate task), instead of a number copied into every alert and
 //! forgotten when the limit changes.
 //!
-//! The limit is read at every scrape (a file or two), so a container resized
-//! in place reports its new limit. Without a limit the metric is absent.
+//! The limit is read at every scrape (a few small files), so a container
+//! resized in place reports its new limit. Without a limit the metric is
+//! absent.
+//!
+//! The limit in force is the smallest of the process's cgroup's and of
+//! every ancestor's. Inside a container, only the container's own cgroup
+//! is mounted: with cgroup v1, its `memory.stat` tells the limit of the
+//! whole hierarchy (`hierarchical_memory_limit`), so a limit set only on a
+//! parent (an ECS task's memory, a systemd slice) is seen there too; with
+//! cgroup v2 and a private cgroup namespace (Docker's default on v2), a
+//! parent's limit is not visible from inside, and only the container's
+//! own counts.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -39,8 +49,27 @@ pub fn memory_limit_bytes() -> Option<u64> {
 fn smallest_limit(files: &[PathBuf]) -> Option<u64> {
     files
         .iter()
-        .filter_map(|file| parse_limit(&fs::read_to_string(file).ok()?))
+        .filter_map(|file| {
+            let text = fs::read_to_string(file).ok()?;
+            if file.ends_with(V1_STAT) {
+                hierarchical_limit(&text)
+            } else {
+                parse_limit(&text)
+            }
+        })
         .min()
+}
+
+/// cgroup v1's statistics file, which holds the hierarchy's limit.
+const V1_STAT: &str = "memory.stat";
+
+/// `hierarchical_memory_limit` of a v1 `memory.stat`: the smallest limit
+/// of the cgroup and its ancestors, visible even where they are not.
+fn hierarchical_limit(memory_stat: &str) -> Option<u64> {
+    let value = memory_stat
+        .lines()
+        .find_map(|line| line.strip_prefix("hierarchical_memory_limit "))?;
+    parse_limit(value)
 }
 
 /// Every file that may hold a limit on this process: the one of the cgroup
@@ -58,15 +87,17 @@ fn limit_files(proc_self_cgroup: &str, v2_root: &Path, v1_root: &Path) -> Vec<Pa
         else {
             continue;
         };
-        let (root, file) = if controllers.is_empty() {
-            (v2_root, "memory.max")
+        let (root, names): (&Path, &[&str]) = if controllers.is_empty() {
+            (v2_root, &["memory.max"])
         } else if controllers.split(',').any(|name| name == "memory") {
-            (v1_root, "memory.limit_in_bytes")
+            (v1_root, &["memory.limit_in_bytes", V1_STAT])
         } else {
             continue;
         };
         let own = Path::new(path.trim_start_matches('/'));
-        files.extend(own.ancestors().map(|cgroup| root.join(cgroup).join(file)));
+        for cgroup in own.ancestors() {
+            files.extend(names.iter().map(|name| root.join(cgroup).join(name)));
+        }
     }
     files
 }
@@ -148,8 +179,11 @@ mod tests {
             v1,
             [
                 "/v1/docker/abc/memory.limit_in_bytes",
+                "/v1/docker/abc/memory.stat",
                 "/v1/docker/memory.limit_in_bytes",
+                "/v1/docker/memory.stat",
                 "/v1/memory.limit_in_bytes",
+                "/v1/memory.stat",
             ]
             .map(PathBuf::from)
         );
@@ -197,6 +231,25 @@ mod tests {
         );
         let files = limit_files("4:memory:/slice/api\n", Path::new("/nonexistent"), &v1);
         assert_eq!(smallest_limit(&files), Some(64 * 1024 * 1024));
+        // Inside a v1 container whose task has the only limit: the mount's
+        // root is the container's cgroup, unlimited itself, and its
+        // memory.stat tells the hierarchy's limit.
+        let task = tree(
+            "v1-task",
+            &[("", "9223372036854771712\n")],
+            "memory.limit_in_bytes",
+        );
+        fs::write(
+            task.join(V1_STAT),
+            "cache 0\nhierarchical_memory_limit 201326592\nhierarchical_memsw_limit 9223372036854771712\n",
+        )
+        .expect("written");
+        let files = limit_files(
+            "4:memory:/ecs/task/container\n",
+            Path::new("/nonexistent"),
+            &task,
+        );
+        assert_eq!(smallest_limit(&files), Some(192 * 1024 * 1024));
         // Inside a container: the named path is not under the mount, its root is.
         let container = tree("container", &[("", "268435456\n")], "memory.max");
         let files = limit_files(
@@ -205,7 +258,7 @@ mod tests {
             Path::new("/nonexistent"),
         );
         assert_eq!(smallest_limit(&files), Some(256 * 1024 * 1024));
-        for root in [v2, v1, container] {
+        for root in [v2, v1, task, container] {
             let _ = fs::remove_dir_all(root);
         }
     }

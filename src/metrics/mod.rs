@@ -19,7 +19,7 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
-use crate::http::connections::{ConnectionError, ConnectionMetrics};
+use crate::http::connections::{ConnectionCounts, ConnectionError, ConnectionMetrics};
 use crate::metrics::memory_limit::MemoryLimit;
 
 /// Upper bounds, in seconds: from well under a millisecond (our usual
@@ -50,8 +50,9 @@ pub struct Metrics {
     requests: IntCounterVec,
     duration: HistogramVec,
     in_flight: IntGauge,
-    connections: ConnectionMetrics,
+    connections: ConnectionCounts,
     connections_limit: IntGauge,
+    connection_errors: IntCounterVec,
 }
 
 impl Metrics {
@@ -87,7 +88,7 @@ impl Metrics {
             &["version", "revision"],
         )
         .expect("valid metric");
-        let connections = ConnectionMetrics {
+        let connections = ConnectionCounts {
             open: IntGauge::new("http_connections_open", "Client connections open now.")
                 .expect("valid metric"),
             limit_reached: IntCounter::new(
@@ -100,18 +101,15 @@ impl Metrics {
                 "Failed accepts of new connections (e.g. out of file descriptors).",
             )
             .expect("valid metric"),
-            errors: IntCounterVec::new(
-                Opts::new(
-                    "http_connection_errors_total",
-                    "Client connections that ended in an error, by reason: requests hyper refused (parse: 400, too_large: 431/414), header_timeout, write_timeout, incomplete, io, other.",
-                ),
-                &["reason"],
-            )
-            .expect("valid metric"),
         };
-        for reason in ConnectionError::ALL {
-            connections.errors.with_label_values(&[reason.label()]);
-        }
+        let connection_errors = IntCounterVec::new(
+            Opts::new(
+                "http_connection_errors_total",
+                "Client connections that ended in an error, by listener (api, metrics) and reason: requests hyper refused (parse: 400, too_large: 431/414), header_timeout, write_timeout, incomplete, io, other.",
+            ),
+            &["listener", "reason"],
+        )
+        .expect("valid metric");
         let connections_limit = IntGauge::new(
             "http_connections_limit",
             "Most client connections open at once (--max-connections, as fitted to the open-files limit).",
@@ -129,7 +127,7 @@ impl Metrics {
             Box::new(connections.open.clone()),
             Box::new(connections.limit_reached.clone()),
             Box::new(connections.accept_errors.clone()),
-            Box::new(connections.errors.clone()),
+            Box::new(connection_errors.clone()),
             Box::new(connections_limit.clone()),
             Box::new(ProcessCollector::for_self()),
             Box::new(MemoryLimit::new()),
@@ -145,6 +143,7 @@ impl Metrics {
             in_flight,
             connections,
             connections_limit,
+            connection_errors,
         }
     }
 
@@ -163,11 +162,33 @@ impl Metrics {
         }
     }
 
-    /// What the API server's connection limit reports, once it is known.
-    pub fn connections(&self, limit: usize) -> ConnectionMetrics {
+    /// What the API listener's connections report, once its limit is known.
+    pub fn api_connections(&self, limit: usize) -> ConnectionMetrics {
         self.connections_limit
             .set(i64::try_from(limit).unwrap_or(i64::MAX));
-        self.connections.clone()
+        ConnectionMetrics {
+            counts: Some(self.connections.clone()),
+            errors: self.connection_errors("api"),
+        }
+    }
+
+    /// What the metrics listener's connections report: their errors.
+    pub fn metrics_connections(&self) -> ConnectionMetrics {
+        ConnectionMetrics {
+            counts: None,
+            errors: self.connection_errors("metrics"),
+        }
+    }
+
+    /// The listener's error counters, every reason created at zero.
+    fn connection_errors(&self, listener: &str) -> Vec<IntCounter> {
+        ConnectionError::ALL
+            .iter()
+            .map(|reason| {
+                self.connection_errors
+                    .with_label_values(&[listener, reason.label()])
+            })
+            .collect()
     }
 
     /// A request is being answered: counted in flight until

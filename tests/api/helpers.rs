@@ -251,7 +251,9 @@ impl Binary {
         Self::spawn(command, args, true)
     }
 
-    fn spawn(mut command: Command, args: &[&str], keep_reading: bool) -> Self {
+    /// Starts `command` (which ends by running the binary with the
+    /// arguments it is given), on free ports.
+    pub fn spawn(mut command: Command, args: &[&str], keep_reading: bool) -> Self {
         let mut child = command
             .args([
                 "--host",

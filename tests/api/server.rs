@@ -195,7 +195,7 @@ async fn connection_errors(app: &TestApp, reason: &str) -> f64 {
         .text()
         .await
         .expect("text");
-    let series = format!(r#"http_connection_errors_total{{reason="{reason}"}} "#);
+    let series = format!(r#"http_connection_errors_total{{listener="api",reason="{reason}"}} "#);
     text.lines()
         .find_map(|line| line.strip_prefix(&series))
         .expect("the series exists from the start")
@@ -497,4 +497,65 @@ async fn a_client_that_pipelines_and_never_reads_is_cut_off_after_the_write_time
         .await
         .expect("still serving");
     assert_eq!(healthy.status(), 200);
+}
+
+#[tokio::test]
+async fn the_metrics_port_cuts_silent_clients_after_2_s_and_counts_them() {
+    // The liveness probe's port: a crowd of silent connections must not
+    // hold it for longer than it takes a scraper to send its request.
+    let app = spawn_app().await;
+    let metrics_address = app.metrics_address.clone();
+    let silent: Vec<TcpStream> = (0..64).map(|_| send_only(&metrics_address, b"")).collect();
+    let address = metrics_address.clone();
+    let closed = tokio::task::spawn_blocking(move || {
+        silent
+            .into_iter()
+            .all(|mut stream| closed_within(&mut stream, Duration::from_secs(5)))
+    })
+    .await
+    .expect("joins");
+    assert!(closed, "every silent connection closed");
+    let live = reqwest::get(format!("{address}/livez"))
+        .await
+        .expect("liveness answers once they are gone");
+    assert_eq!(live.status(), 200);
+    let text = reqwest::get(format!("{address}/metrics"))
+        .await
+        .expect("answers")
+        .text()
+        .await
+        .expect("text");
+    let series = r#"http_connection_errors_total{listener="metrics",reason="header_timeout"} "#;
+    let counted: f64 = text
+        .lines()
+        .find_map(|line| line.strip_prefix(series))
+        .expect("the series")
+        .parse()
+        .expect("a number");
+    assert_eq!(counted, 64.0);
+}
+
+#[tokio::test]
+async fn the_api_and_metrics_ports_drain_within_one_shutdown_timeout() {
+    let (stuck, reached) = slow_route(None);
+    let mut config = ServerConfig::ephemeral();
+    config.shutdown_timeout = Duration::from_secs(2);
+    config.request_timeout = Duration::from_secs(60);
+    let app = spawn_endpoints(stuck, config).await;
+    let _in_flight = tokio::spawn(reqwest::get(format!("{}/slow", app.address)));
+    reached.notified().await;
+    // A scrape half sent during the API's drain: by the header-read timeout
+    // (2 s) it would hold the metrics port's drain past the deadline.
+    let metrics_address = app.metrics_address.clone();
+    let _half_scrape = tokio::task::spawn_blocking(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        send_only(&metrics_address, b"GET /metrics HTTP/1.1\r\n")
+    });
+    let asked = Instant::now();
+    app.stopped().await;
+    let took = asked.elapsed();
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(3),
+        "both drains share the one 2 s deadline: {took:?}"
+    );
 }

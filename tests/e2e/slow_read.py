@@ -4,12 +4,15 @@ with a tiny receive window, and never reading. Without a bound on writes
 they hold every place forever and /healthcheck times out; with
 --write-timeout (default 10 s) every place must be free again within that
 time plus a few seconds, each counted as a write timeout, /livez answering
-throughout, and memory flat while they hang.
+throughout (while /healthcheck, on the saturated port, does not: the crowd
+really holds every place), memory flat while they hang, and no socket left
+holding an unsent answer in the kernel (they are reset, not closed).
 
     python3 slow_read.py API_BINARY
 """
 
 import socket
+import subprocess
 import sys
 import time
 
@@ -31,6 +34,17 @@ def slow_reader(port):
     return s
 
 
+def lingering_sockets(port):
+    """Sockets of the server's port that were closed with data unsent: a
+    close (rather than a reset) leaves them in FIN-WAIT-1 while the client
+    keeps its window shut."""
+    listing = subprocess.run(
+        ["ss", "-tnH", "state", "fin-wait-1", f"( sport = :{port} )"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    return sum(1 for line in listing.splitlines() if line.split() and line.split()[1] != "0")
+
+
 def main():
     binary = sys.argv[1]
     port, metrics_port = free_port(), free_port()
@@ -50,6 +64,8 @@ def main():
         print(f"     {CLIENTS} slow readers hold {metric(metrics_port, 'http_connections_open'):.0f} of {CLIENTS} places")
 
         rss_peak, live_failures, freed_at = rss_before, 0, None
+        # While the crowd holds every place, readiness waits in the backlog.
+        health_during = http_status(port, "/healthcheck", timeout=1.0)
         deadline = started + WRITE_TIMEOUT + GRACE
         while time.monotonic() < deadline:
             rss_peak = max(rss_peak, rss_kb(server.pid))
@@ -58,12 +74,19 @@ def main():
                 freed_at = time.monotonic() - started
                 break
             time.sleep(0.25)
-        timeouts = metric(metrics_port, 'http_connection_errors_total{reason="write_timeout"}')
+        timeouts = metric(metrics_port, 'http_connection_errors_total{listener="api",reason="write_timeout"}')
         healthy = http_status(port, "/healthcheck", timeout=1.0) == 200
         print(f"     every place free again after {freed_at and round(freed_at, 1)} s "
               f"(write timeout {WRITE_TIMEOUT:.0f} s); write timeouts counted: {timeouts:.0f}; /healthcheck: {healthy}")
         print(f"     RSS: {rss_before} kB before, at most {rss_peak} kB while they hung "
               f"(+{(rss_peak - rss_before) / CLIENTS:.0f} kB per slow reader); /livez failures: {live_failures}")
+        lingering = lingering_sockets(port)
+        print(f"     /healthcheck while they hung: {health_during}; "
+              f"server sockets left in FIN-WAIT-1 with unsent data: {lingering}")
+        if health_during is not None:
+            failures.append(f"/healthcheck answered {health_during} while every place was held")
+        if lingering:
+            failures.append(f"{lingering} closed sockets still hold unsent answers")
         if freed_at is None:
             failures.append(f"places still held {WRITE_TIMEOUT + GRACE:.0f} s later")
         if not healthy:
