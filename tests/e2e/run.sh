@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The hardening suite: the release binary under contract fuzzing, a real
 # browser, SIGTERM under load, a slowloris crowd, a slow-read crowd, httplint
-# on every kind of answer, 10,000 connections under a
+# on every kind of answer, liveness and readiness probes at the connection
+# limit, 10,000 connections under a
 # container's open-files limit, the connection limit, rolling restarts
 # behind HAProxy and a soak, plus the supply-chain checks. Installs what it
 # needs; about 8 minutes.
@@ -93,6 +94,10 @@ check "every connection answered, /healthcheck within 1 s meanwhile" \
 log "capacity: past --max-connections"
 check "the excess waits unanswered, memory flat, then every client is served" \
   python3 "$E2E/capacity.py" "$API" over-the-limit
+
+log "probes: liveness green for a minute at the connection limit and through the drain; readiness red"
+check "kubelet liveness, api healthcheck --url and plain api healthcheck green; readiness red; metrics up while draining" \
+  python3 "$E2E/probes.py" "$API"
 
 log "rolling restart of 3 replicas behind HAProxy, under load"
 check "balancer retries failed connects and empty answers: 0 requests fail" \
