@@ -480,12 +480,7 @@ fn parent_limited_cgroup(name: &str, limit: u64) -> Option<TestCgroup> {
 
 /// The `api_memory_limit_bytes` line the binary's metrics show.
 async fn memory_limit_line(binary: &Binary) -> Option<String> {
-    let text = reqwest::get(format!("{}/metrics", binary.metrics_address()))
-        .await
-        .expect("answers")
-        .text()
-        .await
-        .expect("text");
+    let text = crate::helpers::metrics_text(&binary.metrics_address()).await;
     text.lines()
         .find(|line| line.starts_with("api_memory_limit_bytes "))
         .map(str::to_owned)

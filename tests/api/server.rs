@@ -189,12 +189,7 @@ async fn a_slowloris_client_is_cut_off_and_does_not_starve_others() {
 
 /// The value of `http_connection_errors_total{reason="<reason>"}`.
 async fn connection_errors(app: &TestApp, reason: &str) -> f64 {
-    let text = reqwest::get(format!("{}/metrics", app.metrics_address))
-        .await
-        .expect("metrics answer")
-        .text()
-        .await
-        .expect("text");
+    let text = app.metrics_text().await;
     let series = format!(r#"http_connection_errors_total{{listener="api",reason="{reason}"}} "#);
     text.lines()
         .find_map(|line| line.strip_prefix(&series))
@@ -519,12 +514,7 @@ async fn the_metrics_port_cuts_silent_clients_after_2_s_and_counts_them() {
         .await
         .expect("liveness answers once they are gone");
     assert_eq!(live.status(), 200);
-    let text = reqwest::get(format!("{address}/metrics"))
-        .await
-        .expect("answers")
-        .text()
-        .await
-        .expect("text");
+    let text = crate::helpers::metrics_text(&address).await;
     let series = r#"http_connection_errors_total{listener="metrics",reason="header_timeout"} "#;
     let counted: f64 = text
         .lines()
