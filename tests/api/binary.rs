@@ -132,6 +132,8 @@ fn help_lists_every_option_with_its_environment_variable() {
         ("--max-connections", "API_MAX_CONNECTIONS"),
         ("--shutdown-delay", "API_SHUTDOWN_DELAY"),
         ("--shutdown-timeout", "API_SHUTDOWN_TIMEOUT"),
+        ("--write-timeout", "API_WRITE_TIMEOUT"),
+        ("--metrics-linger", "API_METRICS_LINGER"),
     ] {
         assert!(help.contains(option), "{option} in\n{help}");
         assert!(
