@@ -665,3 +665,22 @@ async fn the_access_log_keeps_the_path_as_sent_and_names_the_route_it_reached() 
     assert_eq!(line["route"], "/hello_world", "{line}");
     assert_eq!(line["status"], 200, "{line}");
 }
+
+#[test]
+fn every_option_of_help_is_in_docs_configuration_md() {
+    let (_, help) = run_binary(&["--help"]);
+    let documented = include_str!("../../docs/configuration.md");
+    let options: Vec<&str> = help
+        .split_whitespace()
+        .filter(|word| word.starts_with("--") && word.len() > 2)
+        .map(|word| word.trim_end_matches([',', '=']))
+        .filter(|option| !["--help", "--version"].contains(option))
+        .collect();
+    assert!(options.len() >= 15, "{options:?}");
+    for option in options {
+        assert!(
+            documented.contains(&format!("`{option}`")),
+            "{option} is missing from docs/configuration.md"
+        );
+    }
+}
