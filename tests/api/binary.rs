@@ -670,10 +670,12 @@ async fn the_access_log_keeps_the_path_as_sent_and_names_the_route_it_reached() 
 fn every_option_of_help_is_in_docs_configuration_md() {
     let (_, help) = run_binary(&["--help"]);
     let documented = include_str!("../../docs/configuration.md");
+    // Each option's own line: `      --port <PORT>` or `  -h, --help`.
     let options: Vec<&str> = help
-        .split_whitespace()
-        .filter(|word| word.starts_with("--") && word.len() > 2)
-        .map(|word| word.trim_end_matches([',', '=']))
+        .lines()
+        .filter(|line| line.trim_start().starts_with('-'))
+        .filter_map(|line| line.split_whitespace().find(|word| word.starts_with("--")))
+        .map(|option| option.trim_end_matches(','))
         .filter(|option| !["--help", "--version"].contains(option))
         .collect();
     assert!(options.len() >= 15, "{options:?}");
