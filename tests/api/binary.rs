@@ -284,6 +284,27 @@ fn healthcheck_without_a_url_probes_the_server_beside_it_on_the_ports_it_was_giv
     );
 }
 
+#[test]
+fn healthcheck_ignores_servers_in_other_network_namespaces() {
+    // Under `docker run --pid=host` the probe sees every container's server,
+    // but only the one sharing its network namespace answers on loopback.
+    let (port, metrics_port) = (free_port(), free_port());
+    let script = format!(
+        r#"unshare -n "$0" --host 127.0.0.1 --port {port} --metrics-port {metrics_port} >/dev/null &
+        "$0" --host 127.0.0.1 --port {port} --metrics-port {metrics_port} >/dev/null &
+        for _ in $(seq 50); do "$0" healthcheck --readiness >/dev/null 2>&1 && break; sleep 0.1; done
+        "$0" healthcheck --readiness"#
+    );
+    let Some((code, output)) = in_namespaces(&["-r", "-p", "-f", "--mount-proc"], &script) else {
+        return;
+    };
+    assert_eq!(code, 0, "{output}");
+    assert_eq!(
+        output,
+        format!("healthy: http://127.0.0.1:{port}/healthcheck: HTTP/1.1 200 OK\n")
+    );
+}
+
 fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
     listener.local_addr().expect("bound").port()
