@@ -214,15 +214,22 @@ PROCESS_ALERTS = [
         "kind": "page",
         "comment": ["Most instances at --max-connections: new clients and readiness probes wait",
                     "in the backlog while every process is up (liveness is on the metrics port)",
-                    "and the autoscaler, on CPU, sees nothing to do."],
-        "expr": "count by (environment, job) (increase(http_connections_limit_reached_total{{sel}}[5m]) > 0)\n"
-                "  / count by (environment, job) (up{{sel}} == 1)\n"
+                    "and the autoscaler, on CPU, sees nothing to do. An instance counts if it",
+                    "stopped accepting at the limit in the last 5 minutes, or is at it now (held",
+                    "connections keep it paused, and the counter counts a pause once)."],
+        "expr": "count by (environment, job) (\n"
+                "  max by (environment, job, instance) (\n"
+                "    increase(http_connections_limit_reached_total{{sel}}[5m]) > 0\n"
+                "    or http_connections_open{{sel}} >= http_connections_limit{{sel}}\n"
+                "  )\n"
+                ")\n"
+                "/ count by (environment, job) (up{{sel}} == 1)\n"
                 ">= {threshold}",
         "threshold": 0.5,
         "for": "5m",
         "summary": "{env}: most api instances are at their connection limit.",
-        "description": "{{ $value | humanizePercentage }} of the api instances in {env} have reached "
-                       "--max-connections in each of the last 5-minute windows for {for}: new clients wait in "
+        "description": "{{ $value | humanizePercentage }} of the api instances in {env} have been at "
+                       "--max-connections, or reached it within 5 minutes, for {for}: new clients wait in "
                        "the backlog and readiness probes fail; the service needs more instances (or a higher "
                        "limit, with the memory to match).",
     },
