@@ -549,3 +549,35 @@ async fn the_api_and_metrics_ports_drain_within_one_shutdown_timeout() {
         "both drains share the one 2 s deadline: {took:?}"
     );
 }
+
+#[tokio::test]
+async fn with_a_metrics_linger_the_metrics_port_outlives_the_api_by_that_long() {
+    let mut config = ServerConfig::ephemeral();
+    config.metrics_linger = Duration::from_secs(1);
+    let mut app = spawn_app_with(config).await;
+    let (api, metrics) = (app.address.clone(), app.metrics_address.clone());
+    let asked = Instant::now();
+    app.stop.cancel();
+    while reqwest::get(format!("{api}/healthcheck")).await.is_ok() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let api_closed = asked.elapsed();
+    let scrape = reqwest::get(format!("{metrics}/metrics"))
+        .await
+        .expect("the drain's last counts can still be scraped");
+    assert_eq!(scrape.status(), 200);
+    app.server
+        .take()
+        .expect("running")
+        .await
+        .expect("the server stops");
+    let stopped = asked.elapsed();
+    assert!(
+        stopped >= api_closed + Duration::from_millis(900) && stopped < Duration::from_secs(4),
+        "the API closed after {api_closed:?}, the metrics port after {stopped:?}"
+    );
+    assert!(
+        reqwest::get(format!("{metrics}/metrics")).await.is_err(),
+        "then it closes"
+    );
+}
