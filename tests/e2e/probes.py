@@ -15,18 +15,18 @@ second each, five probers ask:
 - `api healthcheck`, plain, inside the namespace: the Docker HEALTHCHECK's
   and the ECS container health check's command (liveness by default);
 - `api healthcheck --readiness`, inside the namespace;
-- an ALB target-group health check as deploy/aws has it (GET /healthcheck
-  on the API port, 3 s timeout, unhealthy after 2 failures 10 s apart, and
-  ECS replaces a task its load balancer finds unhealthy), and the same
-  check on /livez of the metrics port, the one recommended instead.
+- an ALB target-group health check as deploy/aws has it (GET /livez on the
+  metrics port, 3 s timeout, unhealthy after 2 failures 10 s apart; ECS
+  replaces a task its load balancer finds unhealthy), and the same check on
+  /healthcheck of the API port, as deploy/aws had it before.
 
 It requires every liveness answer to be a 200 (so kubelet and ECS would
 never restart the saturated process), readiness to fail meanwhile (so new
 traffic goes elsewhere: that is the point of having two probes), the
 connections still held at the end, and readiness back within seconds of
 their release. It also says what the old design (liveness = readiness on
-the API port, failureThreshold 3) would have done, and what ECS does with
-a target group checked on /healthcheck: replace the saturated task.
+the API port, failureThreshold 3) would have done, and what ECS would do
+with a target group checked on /healthcheck: replace the saturated task.
 
 Then the drain: slow clients hold requests open, SIGTERM comes, and until
 the process exits (at the shutdown timeout, 5 s) liveness and /metrics must
@@ -66,7 +66,8 @@ FAILURE_THRESHOLD = 3
 LIVENESS_PERIOD = 10
 # The server's --shutdown-timeout default: how long its drain may last.
 SHUTDOWN_TIMEOUT = 5.0
-# The ALB target group's health check (deploy/aws/modules/service/alb.tf).
+# The ALB target group's health check (deploy/aws/modules/service/alb.tf:
+# /livez on the metrics port; tests/aws/check_plan.py pins it).
 ALB_TIMEOUT = 3.0
 ALB_INTERVAL = 10
 ALB_UNHEALTHY_THRESHOLD = 2
@@ -241,14 +242,14 @@ def main(binary, seconds):
         if inside:
             liveness.append(Prober("api healthcheck (plain: Docker HEALTHCHECK, ECS health check)", command(*inside)))
         alb = {"timeout": ALB_TIMEOUT, "agent": "ELB-HealthChecker/2.0"}
-        liveness.append(Prober(f"an ALB check on /livez (metrics port, {ALB_TIMEOUT:g} s): the one recommended",
+        liveness.append(Prober(f"the ALB check of alb.tf (GET /livez, metrics port, {ALB_TIMEOUT:g} s)",
                                lambda: http_get(metrics_port, "/livez", **alb)))
         readiness = [Prober("kubelet readiness (GET /healthcheck, API port, 1 s)", lambda: http_get(port, "/healthcheck"))]
         if inside:
             readiness.append(Prober("api healthcheck --readiness", command(*inside, "--readiness", "--timeout", "1s")))
-        alb_today = Prober(f"the ALB check of alb.tf (GET /healthcheck, API port, {ALB_TIMEOUT:g} s)",
+        alb_before = Prober(f"the ALB check alb.tf had before (GET /healthcheck, API port, {ALB_TIMEOUT:g} s)",
                            lambda: http_get(port, "/healthcheck", **alb))
-        readiness.append(alb_today)
+        readiness.append(alb_before)
 
         held = hold(port, MAX_CONNECTIONS, stop)
         time.sleep(0.5)
@@ -293,10 +294,10 @@ def main(binary, seconds):
               if run >= FAILURE_THRESHOLD else f"     the old design would not have restarted it ({run} in a row)")
         # ECS replaces a task that fails its target group's check: probed
         # every ALB_INTERVAL, ALB_UNHEALTHY_THRESHOLD failures in a row.
-        red_alb = alb_today.longest_failure_run()
+        red_alb = alb_before.longest_failure_run()
         check(f"an ALB checking /healthcheck finds the saturated task unhealthy ({red_alb} failures in a row), "
-              f"so ECS would replace it after about {ALB_INTERVAL * ALB_UNHEALTHY_THRESHOLD} s: the target "
-              "group must check /livez instead (deploy/aws)", red_alb >= ALB_UNHEALTHY_THRESHOLD)
+              f"so ECS would replace it after about {ALB_INTERVAL * ALB_UNHEALTHY_THRESHOLD} s: why the target "
+              "group checks /livez (deploy/aws)", red_alb >= ALB_UNHEALTHY_THRESHOLD)
 
         for s in held:
             s.close()
