@@ -18,6 +18,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::api::error::{ApiError, Location, ValidationError};
+use crate::logging::request_id;
 
 /// The query string, deserialized into `T` (a struct with a field per
 /// parameter, `#[derive(Deserialize, IntoParams)]`), as FastAPI reads it:
@@ -37,6 +38,24 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
         let query = parts.uri.query().unwrap_or_default();
         deserialize("query", query).map(Query)
+    }
+}
+
+/// The request's id, as the `X-Request-Id` of its response and its log
+/// lines carry it: the client's, if usable, else one the app made.
+/// `RequestId(id): RequestId`, for a handler to pass to what it calls.
+pub struct RequestId(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(_parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        // Not a request extension: inserting one cost every request an
+        // allocation; the id is current while the handler runs anyway.
+        request_id::with_current(|id| id.and_then(|id| id.to_str().ok()).map(str::to_owned))
+            .map(RequestId)
+            // Only a handler called outside the app (`api::App`) has none.
+            .ok_or(ApiError::Internal)
     }
 }
 

@@ -3,7 +3,8 @@
 //! - **request timeout**: a request that takes longer than
 //!   `--request-timeout` answers 408 with FastAPI's error shape;
 //! - **panic guard**: a handler that panics answers 500
-//!   `{"detail":"Internal Server Error"}`, and the server keeps serving.
+//!   `{"detail":"Internal Server Error"}`, logged at error with its
+//!   request id, and the server keeps serving.
 //!
 //! Both in one future around the router's, rather than as two tower layers
 //! around every route: each layer nested another future inside each
@@ -63,7 +64,13 @@ where
         match catch_unwind(AssertUnwindSafe(|| Pin::new(&mut this.answer).poll(cx))) {
             Ok(Poll::Ready(answered)) => return Poll::Ready(answered),
             Ok(Poll::Pending) => {}
-            Err(_panic) => return Poll::Ready(Ok(ApiError::Internal.into_response())),
+            Err(_panic) => {
+                // The panic's message and location are logged by the panic
+                // hook (`logging::init`); this says what became of the
+                // request, and like the hook's, names it (`request_id`).
+                tracing::error!("the handler panicked: answered 500");
+                return Poll::Ready(Ok(ApiError::Internal.into_response()));
+            }
         }
         let timeout = this.timeout;
         let timer = this

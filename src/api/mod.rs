@@ -237,7 +237,9 @@ impl Future for AppFuture {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        let mut response = ready!(Pin::new(&mut this.answer).poll(cx))?;
+        let observed = this.observed.as_mut().expect("polled after completion");
+        let answer = &mut this.answer;
+        let mut response = ready!(observed.while_answering(|| Pin::new(answer).poll(cx)))?;
         if this.head {
             response = without_body(response);
         }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use api::api::docs::ApiDoc;
 use api::api::endpoints;
+use api::api::extract::RequestId;
 use api::api::routing::Endpoints;
 use axum::body::Body;
 use axum::http::{Method, Request};
@@ -334,4 +335,27 @@ async fn the_route_table_the_routing_and_openapi_json_agree_for_every_route() {
         assert_ne!(answer.status(), 404, "{path} is documented and answers");
     }
     assert_eq!(document.info.title, "api");
+}
+
+/// Answers with the id `RequestId` gives it.
+async fn own_request_id(RequestId(id): RequestId) -> String {
+    id
+}
+
+#[tokio::test]
+async fn a_handler_sees_the_request_id_its_response_and_access_line_carry() {
+    let app = || {
+        let endpoints = endpoints::all().hidden(Method::GET, "/own_id", own_request_id);
+        app_with_routes(endpoints, Duration::from_secs(10))
+    };
+    let generated = call(app(), Method::GET, "/own_id").await;
+    assert_eq!(generated.status(), 200);
+    assert_eq!(Some(generated.text()), generated.header("x-request-id"));
+    let request = Request::get("/own_id")
+        .header("x-request-id", "client-42")
+        .body(Body::empty())
+        .expect("a request");
+    let from_the_client = send(app(), request).await;
+    assert_eq!(from_the_client.text(), "client-42");
+    assert_eq!(from_the_client.header("x-request-id"), Some("client-42"));
 }
