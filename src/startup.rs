@@ -135,9 +135,7 @@ impl Application {
             Settings {
                 request_timeout: config.request_timeout,
                 metrics: metrics.clone(),
-                state: AppState {
-                    stopping: stopping.clone(),
-                },
+                state: AppState::new(stopping.clone()),
             },
         );
         let limit = ConnectionLimit::new(

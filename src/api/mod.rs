@@ -49,11 +49,19 @@ pub use crate::api::observe::REQUEST_ID;
 
 /// What handlers can take with `State<...>`. To give handlers something
 /// of their own (a database pool, an HTTP client), add a field here, build
-/// it in `startup.rs`, and add a `FromRef` impl like the one below.
+/// it in [`AppState::new`] (the service and the tests both build the state
+/// there), and add a `FromRef` impl like the one below.
 #[derive(Clone)]
 pub struct AppState {
     /// Set once the process has been told to stop (`/healthcheck` reads it).
     pub stopping: Stopping,
+}
+
+impl AppState {
+    /// The state of an app that `stopping` tells to stop.
+    pub fn new(stopping: Stopping) -> Self {
+        Self { stopping }
+    }
 }
 
 impl FromRef<AppState> for Stopping {

@@ -109,9 +109,7 @@ fn in_process(
     request_timeout: Duration,
     metrics: Option<Arc<Metrics>>,
 ) -> App {
-    let state = AppState {
-        stopping: Stopping::default(),
-    };
+    let state = AppState::new(Stopping::default());
     let settings = Settings {
         request_timeout,
         metrics,
