@@ -255,7 +255,8 @@ impl RouteTable {
                     routes.push(Route {
                         has_parameters: path.contains('{'),
                         label: Arc::new(RouteLabel {
-                            series: metrics.map(|metrics| metrics.route_series(&path)),
+                            // Once its methods are known, below.
+                            series: None,
                             template: path.clone(),
                         }),
                         handlers: Vec::new(),
@@ -271,6 +272,14 @@ impl RouteTable {
             );
             route.handlers.push((method, handler));
             route.allow = allow_header(&route.handlers);
+        }
+        if let Some(metrics) = metrics {
+            for route in &mut routes {
+                let methods: Vec<&Method> =
+                    route.handlers.iter().map(|(method, _)| method).collect();
+                let label = Arc::get_mut(&mut route.label).expect("no request has the label yet");
+                label.series = Some(metrics.route_series(&label.template, &methods));
+            }
         }
         let static_paths = routes
             .iter()
@@ -399,6 +408,35 @@ mod tests {
             parameters,
             Some(vec![("file".to_owned(), "a%20b.js".to_owned())])
         );
+    }
+
+    #[test]
+    fn each_route_has_zero_series_for_the_methods_it_answers_only() {
+        let metrics = Metrics::new();
+        let endpoints = [
+            (Method::GET, "/items"),
+            (Method::POST, "/items"),
+            (Method::DELETE, "/orders"),
+        ]
+        .into_iter()
+        .fold(
+            Endpoints::new(OpenApi::default()),
+            |endpoints, (method, path)| endpoints.hidden(method, path, ok),
+        );
+        RouteTable::new(endpoints, Some(&metrics));
+        let text = metrics.render();
+        for series in [
+            r#"method="GET",route="/items",status="500""#,
+            r#"method="POST",route="/items",status="200""#,
+            r#"method="POST",route="/items",status="408""#,
+            r#"method="DELETE",route="/orders",status="500""#,
+        ] {
+            assert!(
+                text.contains(&format!("http_requests_total{{{series}}} 0")),
+                "{series} in\n{text}"
+            );
+        }
+        assert!(!text.contains(r#"method="GET",route="/orders""#), "{text}");
     }
 
     #[test]
