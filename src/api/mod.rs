@@ -81,12 +81,13 @@ pub struct Settings {
 }
 
 /// The API: `endpoints` (the service's are `endpoints::all()`),
-/// /openapi.json describing them, /docs and /redoc.
-pub fn app(endpoints: Endpoints, settings: Settings) -> App {
+/// /openapi.json describing them, /docs and /redoc; an error if two
+/// endpoints claim the same method and path (`RouteTable::new`).
+pub fn app(endpoints: Endpoints, settings: Settings) -> Result<App, String> {
     let openapi = docs::as_served(endpoints.openapi().clone());
     let endpoints = docs::add_routes(endpoints, &openapi);
-    let table = RouteTable::new(endpoints, settings.metrics.as_deref());
-    App(Arc::new(Parts {
+    let table = RouteTable::new(endpoints, settings.metrics.as_deref())?;
+    Ok(App(Arc::new(Parts {
         observer: Arc::new(Observer {
             metrics: settings.metrics,
             stopping: settings.state.stopping.clone(),
@@ -94,7 +95,7 @@ pub fn app(endpoints: Endpoints, settings: Settings) -> App {
         table,
         state: settings.state,
         request_timeout: settings.request_timeout,
-    }))
+    })))
 }
 
 /// The application. Cheap to clone (once per connection): one `Arc`.
