@@ -80,3 +80,37 @@ where
         Poll::Ready(Ok(ApiError::RequestTimeout.into_response()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tracing::{Event, Level, Subscriber};
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::{Context as LayerContext, SubscriberExt};
+
+    use super::*;
+
+    /// The level of every event.
+    struct Levels(Arc<Mutex<Vec<Level>>>);
+
+    impl<S: Subscriber> Layer<S> for Levels {
+        fn on_event(&self, event: &Event<'_>, _context: LayerContext<'_, S>) {
+            self.0
+                .lock()
+                .expect("not poisoned")
+                .push(*event.metadata().level());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panic_answers_500_and_is_logged_at_error() {
+        let levels = Arc::new(Mutex::new(Vec::new()));
+        let subscriber = tracing_subscriber::registry().with(Levels(levels.clone()));
+        let _default = tracing::subscriber::set_default(subscriber);
+        let panics = std::future::poll_fn(|_| -> Poll<Result<Response, ()>> { panic!("a bug") });
+        let answer = Guarded::new(Box::pin(panics), Duration::from_secs(1)).await;
+        assert_eq!(answer.expect("answered").status(), 500);
+        assert_eq!(*levels.lock().expect("not poisoned"), [Level::ERROR]);
+    }
+}
