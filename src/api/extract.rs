@@ -340,7 +340,8 @@ mod path_parameters {
 ///   reads `"5"` as the number 5; serde does not.)
 ///
 /// A body that cannot be read answers FastAPI's 400 `{"detail":"There was
-/// an error parsing the body"}`, or 413 past axum's body limit (2 MB).
+/// an error parsing the body"}`; past axum's body limit (2 MB), 413
+/// `{"detail":"Payload Too Large"}`.
 pub struct Json<T>(pub T);
 
 /// pydantic's error for a body that is not an object.
@@ -353,12 +354,21 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
         let read_as_json = is_json(request.headers().get(CONTENT_TYPE));
         let body = Bytes::from_request(request, state)
             .await
-            .map_err(|rejection| ApiError::Http {
-                status: match rejection.status() {
-                    StatusCode::PAYLOAD_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
-                    _ => StatusCode::BAD_REQUEST,
-                },
-                detail: Cow::Borrowed("There was an error parsing the body"),
+            .map_err(|rejection| {
+                // Starlette has no body limit: the 413 is ours.
+                let (status, detail) = match rejection.status() {
+                    StatusCode::PAYLOAD_TOO_LARGE => {
+                        (StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large")
+                    }
+                    _ => (
+                        StatusCode::BAD_REQUEST,
+                        "There was an error parsing the body",
+                    ),
+                };
+                ApiError::Http {
+                    status,
+                    detail: Cow::Borrowed(detail),
+                }
             })?;
         let body_error = |kind, msg, input| {
             let loc = vec![Location::Name(Cow::Borrowed("body"))];

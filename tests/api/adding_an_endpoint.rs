@@ -359,3 +359,16 @@ async fn a_handler_sees_the_request_id_its_response_and_access_line_carry() {
     assert_eq!(from_the_client.text(), "client-42");
     assert_eq!(from_the_client.header("x-request-id"), Some("client-42"));
 }
+
+#[tokio::test]
+async fn a_body_past_the_limit_is_refused_with_413_in_fastapis_shape() {
+    let name = "x".repeat(3 * 1024 * 1024);
+    let request = Request::post("/items")
+        .header("content-type", "application/json")
+        .body(Body::from(format!(r#"{{"name":"{name}","price":1}}"#)))
+        .expect("a request");
+    let app = app_with_routes(with_the_example(), Duration::from_secs(10));
+    let answer = send(app, request).await;
+    assert_eq!(answer.status(), 413);
+    assert_eq!(answer.text(), r#"{"detail":"Payload Too Large"}"#);
+}
