@@ -2,8 +2,10 @@
 //! contract and ready to run in production. `main.rs` only parses the command
 //! line; everything else lives here so that tests can drive it.
 //!
-//! Each folder is one concern, and dependencies point one way:
-//! `startup` → `api` → `metrics`, `logging` → `http`, `shutdown`, `config`.
+//! Each folder is one concern, and dependencies point one way, each layer
+//! importing only the layers below it (`tests/api/layering.rs` checks):
+//! `startup` → `api`, `healthcheck` → `metrics` → `http`, `logging` →
+//! `config`, `shutdown`.
 #![forbid(unsafe_code)]
 
 pub mod api;

@@ -12,7 +12,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpSocket};
 
 use crate::api::routing::Endpoints;
-use crate::api::{self, AppState, Settings, endpoints};
+use crate::api::{self, App, AppState, Settings, endpoints};
 use crate::config::ServerConfig;
 use crate::http::connections::{self, ConnectionLimit};
 use crate::http::serve::{ClientLimits, serve};
@@ -45,10 +45,22 @@ pub struct Application {
     metrics: Option<(TcpListener, Arc<Metrics>)>,
     open_files: Option<u64>,
     max_connections: usize,
+    app: App,
+    stopping: Stopping,
 }
 
 impl Application {
+    /// Binds the ports and builds the service's endpoints.
     pub async fn build(config: ServerConfig) -> io::Result<Self> {
+        Self::build_serving(config, endpoints::all()).await
+    }
+
+    /// [`build`](Self::build) with other endpoints: for tests that need
+    /// routes the service does not have, behind the same guards. The route
+    /// table is built here, before anything runs, so that a bad declaration
+    /// (a route declared twice) is an error from here, not a panic in the
+    /// server's task.
+    pub async fn build_serving(config: ServerConfig, endpoints: Endpoints) -> io::Result<Self> {
         // Before binding: the limit covers every descriptor we open.
         let open_files = match connections::raise_open_files_limit() {
             Ok(limit) => Some(limit),
@@ -76,12 +88,29 @@ impl Application {
             let listener = bind(SocketAddr::new(config.host, config.metrics_port)).await?;
             Some((listener, Arc::new(Metrics::new())))
         };
+        let stopping = Stopping::default();
+        let app = api::app(
+            endpoints,
+            Settings {
+                request_timeout: config.request_timeout,
+                metrics: metrics.as_ref().map(|(_, metrics)| metrics.clone()),
+                state: AppState::new(stopping.clone()),
+            },
+        )
+        .map_err(|error| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("the endpoints: {error}"),
+            )
+        })?;
         Ok(Self {
             config,
             api,
             metrics,
             open_files,
             max_connections,
+            app,
+            stopping,
         })
     }
 
@@ -95,28 +124,19 @@ impl Application {
             .map(|(listener, _)| local_port(listener))
     }
 
-    /// Serves the service's endpoints until `told_to_stop` completes, then
-    /// shuts down (`shutdown.rs`). Returns when that is over, with the
-    /// deadline the drain had: what is left to do before the process exits
-    /// (the last log lines) must be done by then.
+    /// Serves the endpoints until `told_to_stop` completes, then shuts
+    /// down (`shutdown.rs`). Returns when that is over, with the deadline
+    /// the drain had: what is left to do before the process exits (the last
+    /// log lines) must be done by then.
     pub async fn run_until(self, told_to_stop: impl Future<Output = ()>) -> Instant {
-        self.run_endpoints_until(endpoints::all(), told_to_stop)
-            .await
-    }
-
-    /// [`run_until`](Self::run_until) with other endpoints: for tests that
-    /// need routes the service does not have, behind the same guards.
-    pub async fn run_endpoints_until(
-        self,
-        endpoints: Endpoints,
-        told_to_stop: impl Future<Output = ()>,
-    ) -> Instant {
         let Self {
             config,
             api,
             metrics,
             open_files,
             max_connections,
+            app,
+            stopping,
         } = self;
         tracing::info!(
             address = %api.local_addr().expect("bound"),
@@ -129,17 +149,6 @@ impl Application {
             "serving"
         );
         let (metrics_listener, metrics) = metrics.unzip();
-        let stopping = Stopping::default();
-        let app = api::app(
-            endpoints,
-            Settings {
-                request_timeout: config.request_timeout,
-                metrics: metrics.clone(),
-                state: AppState {
-                    stopping: stopping.clone(),
-                },
-            },
-        );
         let limit = ConnectionLimit::new(
             max_connections,
             metrics

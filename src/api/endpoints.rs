@@ -12,7 +12,6 @@
 use std::sync::LazyLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
@@ -23,7 +22,7 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::api::docs::ApiDoc;
 use crate::api::error::HttpValidationError;
-use crate::api::extract::Query;
+use crate::api::extract::{Json, Query};
 use crate::api::routing::Endpoints;
 use crate::endpoint;
 use crate::shutdown::Stopping;

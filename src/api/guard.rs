@@ -3,7 +3,8 @@
 //! - **request timeout**: a request that takes longer than
 //!   `--request-timeout` answers 408 with FastAPI's error shape;
 //! - **panic guard**: a handler that panics answers 500
-//!   `{"detail":"Internal Server Error"}`, and the server keeps serving.
+//!   `{"detail":"Internal Server Error"}`, logged at error with its
+//!   request id, and the server keeps serving.
 //!
 //! Both in one future around the router's, rather than as two tower layers
 //! around every route: each layer nested another future inside each
@@ -63,7 +64,13 @@ where
         match catch_unwind(AssertUnwindSafe(|| Pin::new(&mut this.answer).poll(cx))) {
             Ok(Poll::Ready(answered)) => return Poll::Ready(answered),
             Ok(Poll::Pending) => {}
-            Err(_panic) => return Poll::Ready(Ok(ApiError::Internal.into_response())),
+            Err(_panic) => {
+                // The panic's message and location are logged by the panic
+                // hook (`logging::init`); this says what became of the
+                // request, and like the hook's, names it (`request_id`).
+                tracing::error!("the handler panicked: answered 500");
+                return Poll::Ready(Ok(ApiError::Internal.into_response()));
+            }
         }
         let timeout = this.timeout;
         let timer = this
@@ -71,5 +78,39 @@ where
             .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
         ready!(timer.as_mut().poll(cx));
         Poll::Ready(Ok(ApiError::RequestTimeout.into_response()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tracing::{Event, Level, Subscriber};
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::{Context as LayerContext, SubscriberExt};
+
+    use super::*;
+
+    /// The level of every event.
+    struct Levels(Arc<Mutex<Vec<Level>>>);
+
+    impl<S: Subscriber> Layer<S> for Levels {
+        fn on_event(&self, event: &Event<'_>, _context: LayerContext<'_, S>) {
+            self.0
+                .lock()
+                .expect("not poisoned")
+                .push(*event.metadata().level());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panic_answers_500_and_is_logged_at_error() {
+        let levels = Arc::new(Mutex::new(Vec::new()));
+        let subscriber = tracing_subscriber::registry().with(Levels(levels.clone()));
+        let _default = tracing::subscriber::set_default(subscriber);
+        let panics = std::future::poll_fn(|_| -> Poll<Result<Response, ()>> { panic!("a bug") });
+        let answer = Guarded::new(Box::pin(panics), Duration::from_secs(1)).await;
+        assert_eq!(answer.expect("answered").status(), 500);
+        assert_eq!(*levels.lock().expect("not poisoned"), [Level::ERROR]);
     }
 }

@@ -49,11 +49,19 @@ pub use crate::api::observe::REQUEST_ID;
 
 /// What handlers can take with `State<...>`. To give handlers something
 /// of their own (a database pool, an HTTP client), add a field here, build
-/// it in `startup.rs`, and add a `FromRef` impl like the one below.
+/// it in [`AppState::new`] (the service and the tests both build the state
+/// there), and add a `FromRef` impl like the one below.
 #[derive(Clone)]
 pub struct AppState {
     /// Set once the process has been told to stop (`/healthcheck` reads it).
     pub stopping: Stopping,
+}
+
+impl AppState {
+    /// The state of an app that `stopping` tells to stop.
+    pub fn new(stopping: Stopping) -> Self {
+        Self { stopping }
+    }
 }
 
 impl FromRef<AppState> for Stopping {
@@ -73,12 +81,13 @@ pub struct Settings {
 }
 
 /// The API: `endpoints` (the service's are `endpoints::all()`),
-/// /openapi.json describing them, /docs and /redoc.
-pub fn app(endpoints: Endpoints, settings: Settings) -> App {
+/// /openapi.json describing them, /docs and /redoc; an error if two
+/// endpoints claim the same method and path (`RouteTable::new`).
+pub fn app(endpoints: Endpoints, settings: Settings) -> Result<App, String> {
     let openapi = docs::as_served(endpoints.openapi().clone());
     let endpoints = docs::add_routes(endpoints, &openapi);
-    let table = RouteTable::new(endpoints, settings.metrics.as_deref());
-    App(Arc::new(Parts {
+    let table = RouteTable::new(endpoints, settings.metrics.as_deref())?;
+    Ok(App(Arc::new(Parts {
         observer: Arc::new(Observer {
             metrics: settings.metrics,
             stopping: settings.state.stopping.clone(),
@@ -86,7 +95,7 @@ pub fn app(endpoints: Endpoints, settings: Settings) -> App {
         table,
         state: settings.state,
         request_timeout: settings.request_timeout,
-    }))
+    })))
 }
 
 /// The application. Cheap to clone (once per connection): one `Arc`.
@@ -237,7 +246,9 @@ impl Future for AppFuture {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        let mut response = ready!(Pin::new(&mut this.answer).poll(cx))?;
+        let observed = this.observed.as_mut().expect("polled after completion");
+        let answer = &mut this.answer;
+        let mut response = ready!(observed.while_answering(|| Pin::new(answer).poll(cx)))?;
         if this.head {
             response = without_body(response);
         }

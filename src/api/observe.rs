@@ -17,6 +17,7 @@ use axum::http::{HeaderName, HeaderValue, Method, Request, Uri};
 use axum::response::Response;
 
 use crate::logging::access::{self, AccessLine};
+use crate::logging::request_id;
 use crate::metrics::{Metrics, RouteSeries, UNMATCHED_ROUTE};
 use crate::shutdown::Stopping;
 
@@ -77,6 +78,13 @@ impl Observed {
     /// labels, so no client can add series: without a route, "unmatched".
     pub fn counts_under(&mut self, route: Arc<RouteLabel>) {
         self.route = Some(route);
+    }
+
+    /// Runs `poll` (of the request's answer) with its id current
+    /// (`logging::request_id`): the handler's log lines carry it, and
+    /// `api::extract::RequestId` reads it.
+    pub fn while_answering<R>(&mut self, poll: impl FnOnce() -> R) -> R {
+        request_id::scope(&mut self.request_id, poll)
     }
 
     /// Counts and logs the answer, and adds the headers every response

@@ -179,10 +179,6 @@ impl Endpoints {
     pub fn openapi(&self) -> &OpenApi {
         &self.openapi
     }
-
-    pub fn into_openapi(self) -> OpenApi {
-        self.openapi
-    }
 }
 
 /// A route template, and what answers each of its methods.
@@ -241,8 +237,10 @@ pub enum Found {
 }
 
 impl RouteTable {
-    /// The table of `endpoints`, with each route's series in `metrics`.
-    pub fn new(endpoints: Endpoints, metrics: Option<&Metrics>) -> Self {
+    /// The table of `endpoints`, with each route's series in `metrics`;
+    /// an error for a route declared twice, or two templates that would
+    /// match the same paths (`/items/{id}`, `/items/{name}`).
+    pub fn new(endpoints: Endpoints, metrics: Option<&Metrics>) -> Result<Self, String> {
         let mut by_path = matchit::Router::new();
         let mut routes: Vec<Route> = Vec::new();
         for (method, path, handler) in endpoints.routes {
@@ -251,11 +249,12 @@ impl RouteTable {
                 None => {
                     by_path
                         .insert(path.as_str(), routes.len())
-                        .unwrap_or_else(|error| panic!("route {path}: {error}"));
+                        .map_err(|error| format!("route {path}: {error}"))?;
                     routes.push(Route {
                         has_parameters: path.contains('{'),
                         label: Arc::new(RouteLabel {
-                            series: metrics.map(|metrics| metrics.route_series(&path)),
+                            // Once its methods are known, below.
+                            series: None,
                             template: path.clone(),
                         }),
                         handlers: Vec::new(),
@@ -265,12 +264,19 @@ impl RouteTable {
                 }
             };
             let route = &mut routes[index];
-            assert!(
-                route.handler(&method).is_none_or(|(_, head)| head),
-                "{method} {path} is declared twice"
-            );
+            if route.handler(&method).is_some_and(|(_, head)| !head) {
+                return Err(format!("{method} {path} is declared twice"));
+            }
             route.handlers.push((method, handler));
             route.allow = allow_header(&route.handlers);
+        }
+        if let Some(metrics) = metrics {
+            for route in &mut routes {
+                let methods: Vec<&Method> =
+                    route.handlers.iter().map(|(method, _)| method).collect();
+                let label = Arc::get_mut(&mut route.label).expect("no request has the label yet");
+                label.series = Some(metrics.route_series(&label.template, &methods));
+            }
         }
         let static_paths = routes
             .iter()
@@ -278,11 +284,11 @@ impl RouteTable {
             .filter(|(_, route)| !route.has_parameters)
             .map(|(index, route)| (route.label.template.clone(), index))
             .collect();
-        Self {
+        Ok(Self {
             by_path,
             routes,
             static_paths,
-        }
+        })
     }
 
     /// Every route template, in the order the endpoints were given.
@@ -356,7 +362,7 @@ mod tests {
             Endpoints::new(OpenApi::default()),
             |endpoints, (method, path)| endpoints.hidden(method.clone(), path, ok),
         );
-        RouteTable::new(endpoints, None)
+        RouteTable::new(endpoints, None).expect("a valid table")
     }
 
     /// The template `path` is found under, and the redirect's location.
@@ -399,6 +405,53 @@ mod tests {
             parameters,
             Some(vec![("file".to_owned(), "a%20b.js".to_owned())])
         );
+    }
+
+    #[test]
+    fn each_route_has_zero_series_for_the_methods_it_answers_only() {
+        let metrics = Metrics::new();
+        let endpoints = [
+            (Method::GET, "/items"),
+            (Method::POST, "/items"),
+            (Method::DELETE, "/orders"),
+        ]
+        .into_iter()
+        .fold(
+            Endpoints::new(OpenApi::default()),
+            |endpoints, (method, path)| endpoints.hidden(method, path, ok),
+        );
+        RouteTable::new(endpoints, Some(&metrics)).expect("a valid table");
+        let text = metrics.render();
+        for series in [
+            r#"method="GET",route="/items",status="500""#,
+            r#"method="POST",route="/items",status="200""#,
+            r#"method="POST",route="/items",status="408""#,
+            r#"method="DELETE",route="/orders",status="500""#,
+        ] {
+            assert!(
+                text.contains(&format!("http_requests_total{{{series}}} 0")),
+                "{series} in\n{text}"
+            );
+        }
+        assert!(!text.contains(r#"method="GET",route="/orders""#), "{text}");
+    }
+
+    #[test]
+    fn a_route_declared_twice_or_two_that_overlap_are_refused() {
+        let refused = |routes: &[(Method, &str)]| {
+            let endpoints = routes.iter().fold(
+                Endpoints::new(OpenApi::default()),
+                |endpoints, (method, path)| endpoints.hidden(method.clone(), path, ok),
+            );
+            RouteTable::new(endpoints, None).err()
+        };
+        assert_eq!(
+            refused(&[(Method::GET, "/a"), (Method::GET, "/a")]).as_deref(),
+            Some("GET /a is declared twice")
+        );
+        let overlap = refused(&[(Method::GET, "/a/{id}"), (Method::GET, "/a/{name}")]);
+        assert!(overlap.expect("refused").starts_with("route /a/{name}: "));
+        assert!(refused(&[(Method::GET, "/a"), (Method::POST, "/a")]).is_none());
     }
 
     #[test]

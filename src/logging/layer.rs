@@ -13,6 +13,7 @@ use tracing_subscriber::layer::Context;
 use crate::config::LogFormat;
 use crate::logging::buffer::LogBuffer;
 use crate::logging::line::Line;
+use crate::logging::request_id;
 
 pub struct LineLayer {
     buffer: LogBuffer,
@@ -37,6 +38,12 @@ impl<S: Subscriber> Layer<S> for LineLayer {
             out.clear();
             let mut line = Line::start(out, self.format, *metadata.level(), metadata.target());
             event.record(&mut Fields(&mut line));
+            // A handler's own lines name their request, as its access line does.
+            request_id::with_current(|id| {
+                if let Some(id) = id {
+                    line.str("request_id", id.to_str().unwrap_or_default());
+                }
+            });
             line.finish();
             // The buffer takes every line whole, or drops and counts it.
             let _ = (&self.buffer).write_all(out);
@@ -91,6 +98,8 @@ mod tests {
         tracing::subscriber::with_default(subscriber, || {
             tracing::info!(address = %"0.0.0.0:8000", max_connections = 2048u64, "serving");
             tracing::warn!(reason = "two\nlines", stopping = true, delta = -3i64, "odd");
+            let mut id = axum::http::HeaderValue::from_static("0a1b2c3d-7");
+            request_id::scope(&mut id, || tracing::info!(item = 7u64, "by a handler"));
         });
         drop(flusher);
         output
@@ -112,6 +121,7 @@ mod tests {
             [
                 " INFO api::logging::layer::tests: serving address=0.0.0.0:8000 max_connections=2048",
                 r#" WARN api::logging::layer::tests: odd reason="two\nlines" stopping=true delta=-3"#,
+                " INFO api::logging::layer::tests: by a handler item=7 request_id=0a1b2c3d-7",
             ]
         );
     }
@@ -131,5 +141,7 @@ mod tests {
         assert_eq!(parsed[1]["stopping"], true);
         assert_eq!(parsed[1]["delta"], -3);
         assert_eq!(parsed[1]["target"], "api::logging::layer::tests");
+        assert!(parsed[1].get("request_id").is_none(), "not a handler's");
+        assert_eq!(parsed[2]["request_id"], "0a1b2c3d-7");
     }
 }

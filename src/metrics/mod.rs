@@ -41,7 +41,8 @@ const INITIALIZED_STATUSES: [&str; 3] = ["200", "408", "500"];
 /// looking them up per request was an eighth of a request's cost.
 #[derive(Clone)]
 pub struct RouteSeries {
-    get_ok: IntCounter,
+    /// `None` for a route without GET.
+    get_ok: Option<IntCounter>,
     duration: Histogram,
 }
 
@@ -152,12 +153,19 @@ impl Metrics {
     /// created now, at zero: a counter that first appears at 3 is read by
     /// `rate()` as no increase, so a new instance's first burst of errors
     /// would go unseen.
-    pub fn route_series(&self, route: &str) -> RouteSeries {
-        for status in INITIALIZED_STATUSES {
-            self.requests.with_label_values(&["GET", route, status]);
+    /// `methods` are the ones the route answers: a series of a method it
+    /// does not answer would be a zero that never moves.
+    pub fn route_series(&self, route: &str, methods: &[&Method]) -> RouteSeries {
+        for method in methods {
+            for status in INITIALIZED_STATUSES {
+                self.requests
+                    .with_label_values(&[method_label(method), route, status]);
+            }
         }
         RouteSeries {
-            get_ok: self.requests.with_label_values(&["GET", route, "200"]),
+            get_ok: methods
+                .contains(&&Method::GET)
+                .then(|| self.requests.with_label_values(&["GET", route, "200"])),
             duration: self.duration.with_label_values(&[route]),
         }
     }
@@ -215,8 +223,11 @@ impl Metrics {
         let seconds = elapsed.as_secs_f64();
         match series {
             Some(series) => {
-                if method == Method::GET && status == StatusCode::OK {
-                    series.get_ok.inc();
+                if let Some(get_ok) = &series.get_ok
+                    && method == Method::GET
+                    && status == StatusCode::OK
+                {
+                    get_ok.inc();
                 } else {
                     self.count(method, route, status);
                 }

@@ -109,15 +109,13 @@ fn in_process(
     request_timeout: Duration,
     metrics: Option<Arc<Metrics>>,
 ) -> App {
-    let state = AppState {
-        stopping: Stopping::default(),
-    };
+    let state = AppState::new(Stopping::default());
     let settings = Settings {
         request_timeout,
         metrics,
         state,
     };
-    service::app(endpoints, settings)
+    service::app(endpoints, settings).expect("valid endpoints")
 }
 
 /// The real app, metrics off, not shutting down.
@@ -209,15 +207,16 @@ pub async fn spawn_app_with(config: ServerConfig) -> TestApp {
 /// The whole application serving `endpoints`, with `config`.
 pub async fn spawn_endpoints(endpoints: Endpoints, config: ServerConfig) -> TestApp {
     init_test_log();
-    let application = Application::build(config).await.expect("binds");
+    let application = Application::build_serving(config, endpoints)
+        .await
+        .expect("binds");
     let address = format!("http://127.0.0.1:{}", application.port());
     let metrics_address = format!(
         "http://127.0.0.1:{}",
         application.metrics_port().expect("metrics on")
     );
     let stop = CancellationToken::new();
-    let server =
-        tokio::spawn(application.run_endpoints_until(endpoints, stop.clone().cancelled_owned()));
+    let server = tokio::spawn(application.run_until(stop.clone().cancelled_owned()));
     TestApp {
         address,
         metrics_address,

@@ -33,18 +33,53 @@ fn layer_of(module: &str) -> usize {
         .unwrap_or_else(|| panic!("src/{module} is in no layer of tests/api/layering.rs"))
 }
 
-/// Every `crate::<module>` a file names, through `use` or a path.
+/// Every `crate::<module>` a file names, through `use` or a path, grouped
+/// ones too: `use crate::{api, metrics::Metrics}` names `api` and `metrics`.
 fn imported(source: &str) -> Vec<String> {
-    source
-        .match_indices("crate::")
-        .map(|(at, _)| {
-            source[at + "crate::".len()..]
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .collect::<String>()
-        })
-        .filter(|module| !module.is_empty())
-        .collect()
+    let name = |text: &str| -> String {
+        text.trim_start()
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect()
+    };
+    let mut modules = Vec::new();
+    for (at, _) in source.match_indices("crate::") {
+        let rest = &source[at + "crate::".len()..];
+        let Some(group) = rest.strip_prefix('{') else {
+            modules.push(name(rest));
+            continue;
+        };
+        // The group's items, split at its own commas, not its nested groups'.
+        let mut depth = 0;
+        let mut item_start = 0;
+        for (i, c) in group.char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' if depth == 0 => {
+                    modules.push(name(&group[item_start..i]));
+                    break;
+                }
+                '}' => depth -= 1,
+                ',' if depth == 0 => {
+                    modules.push(name(&group[item_start..i]));
+                    item_start = i + 1;
+                }
+                _ => {}
+            }
+        }
+    }
+    modules.retain(|module| !module.is_empty() && module != "self");
+    modules
+}
+
+#[test]
+fn grouped_imports_name_each_module() {
+    assert_eq!(
+        imported(
+            "use crate::{api::{self, App}, metrics::Metrics,\n    shutdown};\nx = crate::config::VERSION;"
+        ),
+        ["api", "metrics", "shutdown", "config"]
+    );
 }
 
 #[test]

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use api::api::endpoints;
 use api::api::routing::Endpoints;
 use api::config::ServerConfig;
+use api::startup::Application;
 use axum::http::Method;
 use tokio::sync::Notify;
 
@@ -579,5 +580,18 @@ async fn with_a_metrics_linger_the_metrics_port_outlives_the_api_by_that_long() 
     assert!(
         reqwest::get(format!("{metrics}/metrics")).await.is_err(),
         "then it closes"
+    );
+}
+
+#[tokio::test]
+async fn a_route_declared_twice_fails_the_build_before_anything_serves() {
+    let twice = endpoints::all().hidden(Method::GET, "/hello_world", panics);
+    let Err(error) = Application::build_serving(ServerConfig::ephemeral(), twice).await else {
+        panic!("a route declared twice is refused");
+    };
+    assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
+    assert_eq!(
+        error.to_string(),
+        "the endpoints: GET /hello_world is declared twice"
     );
 }
