@@ -3,7 +3,7 @@
 //! line; everything else lives here so that tests can drive it.
 //!
 //! Each folder is one concern, and dependencies point one way:
-//! `startup` → `api` → `metrics`, `logging` → `http`, `shutdown`, `config`.
+//! `startup` → `api` → `metrics`, `logging` → `http`, `traces`, `shutdown`, `config`.
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -14,3 +14,4 @@ pub mod logging;
 pub mod metrics;
 pub mod shutdown;
 pub mod startup;
+pub mod traces;

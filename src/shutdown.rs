@@ -13,7 +13,9 @@
 //!    closed, until `--shutdown-timeout` at the latest.
 //! 6. **The metrics port last** (scrapes, `/livez`), so that liveness stays
 //!    green through the drain and the drain's last errors get scraped.
-//! 7. **Exit**: `main` writes the last log lines, by the same deadline, and
+//! 7. **Traces flushed**: the spans of the requests answered are exported,
+//!    by the same deadline (`startup.rs`, `traces::Traces::flush_by`).
+//! 8. **Exit**: `main` writes the last log lines, by the same deadline, and
 //!    the process exits 0.
 //!
 //! The servers (`http::serve`) only ask a [`Drain`] whether to go on

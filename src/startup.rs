@@ -1,6 +1,7 @@
 //! Binds the listeners (so that the real ports are known before serving,
 //! which is how tests run on port 0), wires the parts together, and runs
-//! the API and metrics servers until the shutdown (`shutdown.rs`) is over.
+//! the API and metrics servers until the shutdown (`shutdown.rs`) is over,
+//! then flushes the traces.
 
 use std::future::Future;
 use std::io;
@@ -18,6 +19,7 @@ use crate::http::connections::{self, ConnectionLimit};
 use crate::http::serve::{ClientLimits, serve};
 use crate::metrics::{self, Metrics};
 use crate::shutdown::{Drain, Shutdown, Stopping};
+use crate::traces::Traces;
 
 /// Connections to the metrics port at once: Prometheus keeps one per
 /// scraper, and liveness probes one each. A bound keeps that port from
@@ -45,6 +47,7 @@ pub struct Application {
     metrics: Option<(TcpListener, Arc<Metrics>)>,
     open_files: Option<u64>,
     max_connections: usize,
+    traces: Option<Traces>,
 }
 
 impl Application {
@@ -76,12 +79,16 @@ impl Application {
             let listener = bind(SocketAddr::new(config.host, config.metrics_port)).await?;
             Some((listener, Arc::new(Metrics::new())))
         };
+        let traces = Traces::start(&config, || {
+            metrics.as_ref().map(|(_, metrics)| metrics.trace_spans())
+        });
         Ok(Self {
             config,
             api,
             metrics,
             open_files,
             max_connections,
+            traces,
         })
     }
 
@@ -96,9 +103,10 @@ impl Application {
     }
 
     /// Serves the service's endpoints until `told_to_stop` completes, then
-    /// shuts down (`shutdown.rs`). Returns when that is over, with the
-    /// deadline the drain had: what is left to do before the process exits
-    /// (the last log lines) must be done by then.
+    /// shuts down (`shutdown.rs`) and flushes the traces by the drain's
+    /// deadline. Returns when that is over, with that deadline: what is
+    /// left to do before the process exits (the last log lines) must be
+    /// done by then.
     pub async fn run_until(self, told_to_stop: impl Future<Output = ()>) -> Instant {
         self.run_endpoints_until(endpoints::all(), told_to_stop)
             .await
@@ -117,6 +125,7 @@ impl Application {
             metrics,
             open_files,
             max_connections,
+            traces,
         } = self;
         tracing::info!(
             address = %api.local_addr().expect("bound"),
@@ -125,6 +134,7 @@ impl Application {
                 .map(|(listener, _)| display(listener.local_addr().expect("bound"))),
             max_connections,
             max_open_files = open_files,
+            traces = traces.as_ref().map(Traces::endpoint),
             version = crate::config::VERSION,
             "serving"
         );
@@ -135,6 +145,7 @@ impl Application {
             Settings {
                 request_timeout: config.request_timeout,
                 metrics: metrics.clone(),
+                traces: traces.as_ref().map(Traces::tracer),
                 state: AppState {
                     stopping: stopping.clone(),
                 },
@@ -172,6 +183,9 @@ impl Application {
         };
         let (deadline, (), ()) =
             tokio::join!(shutdown.run(told_to_stop), api_server, metrics_server);
+        if let Some(traces) = traces {
+            traces.flush_by(deadline).await;
+        }
         deadline
     }
 }

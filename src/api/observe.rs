@@ -1,5 +1,6 @@
 //! What we learn from every request and add to every response: its id, its
-//! access log line and its metrics, and the headers every response carries
+//! access log line, its metrics and its trace span (when traces are on),
+//! and the headers every response carries
 //! (`Cache-Control: no-store` unless the handler chose otherwise,
 //! `Connection: close` too, once the process is shutting down).
 //!
@@ -16,9 +17,10 @@ use axum::http::header::{CACHE_CONTROL, CONNECTION, X_CONTENT_TYPE_OPTIONS};
 use axum::http::{HeaderName, HeaderValue, Method, Request, Uri};
 use axum::response::Response;
 
-use crate::logging::access::{self, AccessLine};
+use crate::logging::access::{self, AccessLine, TraceIds};
 use crate::metrics::{Metrics, RouteSeries, UNMATCHED_ROUTE};
 use crate::shutdown::Stopping;
+use crate::traces::{RequestTracer, ServerSpan};
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -37,6 +39,7 @@ pub struct RouteLabel {
 pub struct Observer {
     pub metrics: Option<Arc<Metrics>>,
     pub stopping: Stopping,
+    pub traces: Option<RequestTracer>,
 }
 
 /// One request being answered.
@@ -49,10 +52,13 @@ pub struct Observed {
     uri: Uri,
     /// The route it is counted under; `None` for "unmatched".
     route: Option<Arc<RouteLabel>>,
+    span: Option<ServerSpan>,
 }
 
 impl Observed {
-    pub fn start<B>(observer: &Arc<Observer>, request: &Request<B>) -> Self {
+    /// With traces on, the request's span starts, and the request carries
+    /// its context to the handler (an `Extension<opentelemetry::Context>`).
+    pub fn start<B>(observer: &Arc<Observer>, request: &mut Request<B>) -> Self {
         let request_id = request
             .headers()
             .get(&REQUEST_ID)
@@ -62,6 +68,11 @@ impl Observed {
         if let Some(metrics) = &observer.metrics {
             metrics.request_started();
         }
+        let span = observer.traces.as_ref().map(|tracer| {
+            let span = tracer.start(request);
+            request.extensions_mut().insert(span.context().clone());
+            span
+        });
         Self {
             observer: observer.clone(),
             started: Instant::now(),
@@ -69,6 +80,7 @@ impl Observed {
             method: request.method().clone(),
             uri: request.uri().clone(),
             route: None,
+            span,
         }
     }
 
@@ -81,7 +93,7 @@ impl Observed {
 
     /// Counts and logs the answer, and adds the headers every response
     /// carries.
-    pub fn finish(self, response: &mut Response) {
+    pub fn finish(mut self, response: &mut Response) {
         let elapsed = self.started.elapsed();
         let route = self
             .route
@@ -92,6 +104,7 @@ impl Observed {
         if let Some(metrics) = &self.observer.metrics {
             metrics.record(&self.method, route, series, status, elapsed);
         }
+        let ids = self.span.as_ref().map(ServerSpan::ids);
         access::log(&AccessLine {
             method: self.method.as_str(),
             path: self.uri.path(),
@@ -99,7 +112,15 @@ impl Observed {
             status: status.as_u16(),
             latency_us: elapsed.as_micros() as u64,
             request_id: self.request_id.to_str().unwrap_or_default(),
+            trace: ids.as_ref().map(|ids| TraceIds {
+                trace_id: ids.trace_id(),
+                span_id: ids.span_id(),
+            }),
         });
+        if let Some(span) = self.span.take() {
+            let template = self.route.as_ref().map(|route| route.template.as_str());
+            span.finish(template, status);
+        }
         let stopping = self.observer.stopping.is_set();
         let headers = response.headers_mut();
         headers.insert(REQUEST_ID, self.request_id.clone());

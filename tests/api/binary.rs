@@ -132,6 +132,11 @@ fn help_lists_every_option_with_its_environment_variable() {
         ("--max-connections", "API_MAX_CONNECTIONS"),
         ("--shutdown-delay", "API_SHUTDOWN_DELAY"),
         ("--shutdown-timeout", "API_SHUTDOWN_TIMEOUT"),
+        (
+            "--otlp-traces-endpoint",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        ),
+        ("--otlp-endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT"),
     ] {
         assert!(help.contains(option), "{option} in\n{help}");
         assert!(

@@ -115,6 +115,7 @@ fn in_process(
     let settings = Settings {
         request_timeout,
         metrics,
+        traces: None,
         state,
     };
     service::app(endpoints, settings)
