@@ -121,10 +121,13 @@ impl Traces {
             .with_version(env!("CARGO_PKG_VERSION"))
             .with_schema_url(SCHEMA_URL)
             .build();
-        let tracer = RequestTracer::new(provider.tracer_with_scope(scope));
+        let continues_callers = propagates_trace_context(&env);
+        let tracer = RequestTracer::new(provider.tracer_with_scope(scope), continues_callers);
         // For handlers' own spans and outgoing requests (docs/tracing.md).
         global::set_tracer_provider(provider.clone());
-        global::set_text_map_propagator(TraceContextPropagator::new());
+        if continues_callers {
+            global::set_text_map_propagator(TraceContextPropagator::new());
+        }
         Ok(Self {
             provider,
             tracer,
@@ -182,6 +185,25 @@ fn endpoint(config: &ServerConfig, env: &dyn Fn(&str) -> Option<String>) -> Opti
         return None;
     }
     Some(endpoint.trim().to_owned())
+}
+
+/// Whether W3C Trace Context is one of `OTEL_PROPAGATORS` (by default it
+/// is; `none`, or a list without `tracecontext`, makes every request a new
+/// trace: for a service on the internet that should not let its callers
+/// choose its trace ids and sampling). The others are not implemented.
+fn propagates_trace_context(env: &dyn Fn(&str) -> Option<String>) -> bool {
+    let Some(propagators) = env("OTEL_PROPAGATORS").filter(|set| !set.trim().is_empty()) else {
+        return true;
+    };
+    let mut trace_context = false;
+    for propagator in propagators.split(',').map(str::trim) {
+        match propagator {
+            "tracecontext" => trace_context = true,
+            "none" | "baggage" => {}
+            other => tracing::warn!(propagator = other, "propagator not supported: ignored"),
+        }
+    }
+    trace_context
 }
 
 /// OTLP/HTTP with protobuf is what this build speaks (the default of
@@ -316,6 +338,19 @@ mod tests {
         // Only `true` is true, as OpenTelemetry's specification says.
         assert!(decide(&on, &[("OTEL_SDK_DISABLED", "1")]).is_some());
         assert!(decide(&on, &[("OTEL_SDK_DISABLED", "false")]).is_some());
+    }
+
+    #[test]
+    fn trace_context_is_propagated_unless_the_propagators_leave_it_out() {
+        let with = |value: &'static str| {
+            move |name: &str| (name == "OTEL_PROPAGATORS").then(|| value.to_owned())
+        };
+        assert!(propagates_trace_context(&|_| None));
+        assert!(propagates_trace_context(&with("")));
+        assert!(propagates_trace_context(&with("tracecontext,baggage")));
+        assert!(propagates_trace_context(&with(" baggage , tracecontext ")));
+        assert!(!propagates_trace_context(&with("none")));
+        assert!(!propagates_trace_context(&with("baggage,b3")));
     }
 
     #[test]

@@ -9,6 +9,10 @@
 //!
 //! Attributes are only built for spans that are recorded: an unsampled
 //! request pays for its ids and the sampler's decision, not for strings.
+//! The query's values for the keys the conventions name as secrets
+//! (presigned URLs' signatures) are replaced by `REDACTED`.
+
+use std::borrow::Cow;
 
 use axum::http::header::{HOST, USER_AGENT};
 use axum::http::uri::Authority;
@@ -27,21 +31,35 @@ use crate::traces::context;
 /// The scheme the client used, as a balancer that ends TLS (an ALB) says.
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
+/// Query keys whose values the conventions redact by default.
+const SECRET_QUERY_KEYS: [&str; 4] = ["AWSAccessKeyId", "Signature", "sig", "X-Goog-Signature"];
+
 /// Starts each request's span. Cheap to clone: the SDK's tracer is an `Arc`.
 #[derive(Clone)]
 pub struct RequestTracer {
     tracer: SdkTracer,
+    /// Whether a caller's `traceparent` is continued (`OTEL_PROPAGATORS`
+    /// names `tracecontext`, as it does by default) or every request
+    /// starts a trace of its own.
+    continues_callers: bool,
 }
 
 impl RequestTracer {
-    pub(super) fn new(tracer: SdkTracer) -> Self {
-        Self { tracer }
+    pub(super) fn new(tracer: SdkTracer, continues_callers: bool) -> Self {
+        Self {
+            tracer,
+            continues_callers,
+        }
     }
 
     /// The request's span, a child of the caller's if its `traceparent`
     /// is valid, else the root of a new trace.
     pub fn start<B>(&self, request: &Request<B>) -> ServerSpan {
-        let parent = context::parent(request.headers());
+        let parent = if self.continues_callers {
+            context::parent(request.headers())
+        } else {
+            Context::new()
+        };
         let method = known_method(request.method());
         // The conventions' name for a method they do not list.
         let name = method.unwrap_or("HTTP");
@@ -179,7 +197,7 @@ fn request_attributes<B>(request: &Request<B>, method: Option<&'static str>) -> 
     attributes.push(KeyValue::new(URL_SCHEME, scheme));
     attributes.push(KeyValue::new(URL_PATH, request.uri().path().to_owned()));
     if let Some(query) = request.uri().query() {
-        attributes.push(KeyValue::new(URL_QUERY, query.to_owned()));
+        attributes.push(KeyValue::new(URL_QUERY, redacted(query).into_owned()));
     }
     let authority = request
         .uri()
@@ -211,6 +229,23 @@ fn request_attributes<B>(request: &Request<B>, method: Option<&'static str>) -> 
     attributes
 }
 
+/// `query`, the values of [`SECRET_QUERY_KEYS`] replaced by `REDACTED`.
+fn redacted(query: &str) -> Cow<'_, str> {
+    if !SECRET_QUERY_KEYS.iter().any(|key| query.contains(key)) {
+        return Cow::Borrowed(query);
+    }
+    let pairs: Vec<Cow<'_, str>> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if SECRET_QUERY_KEYS.contains(&key) => {
+                Cow::Owned(format!("{key}=REDACTED"))
+            }
+            _ => Cow::Borrowed(pair),
+        })
+        .collect();
+    Cow::Owned(pairs.join("&"))
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -226,7 +261,7 @@ mod tests {
         let provider = SdkTracerProvider::builder()
             .with_simple_exporter(exporter.clone())
             .build();
-        (RequestTracer::new(provider.tracer("test")), exporter)
+        (RequestTracer::new(provider.tracer("test"), true), exporter)
     }
 
     fn attributes(span: &SpanData) -> HashMap<String, Value> {
@@ -313,6 +348,38 @@ mod tests {
         let span = only_span(&exporter);
         assert_eq!(span.status, Status::Unset);
         assert_eq!(attributes(&span).get("error.type"), None);
+    }
+
+    #[test]
+    fn presigned_urls_signatures_are_redacted_from_the_query() {
+        assert_eq!(redacted("name=Ada"), "name=Ada");
+        assert_eq!(
+            redacted("X-Goog-Signature=s3cr3t&name=Ada&sig=x&Signaturex=kept"),
+            "X-Goog-Signature=REDACTED&name=Ada&sig=REDACTED&Signaturex=kept"
+        );
+    }
+
+    #[test]
+    fn callers_are_not_continued_when_trace_context_is_not_a_propagator() {
+        let (tracer, exporter) = tracer();
+        let tracer = RequestTracer {
+            continues_callers: false,
+            ..tracer
+        };
+        let request = Request::get("/")
+            .header(
+                "traceparent",
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            )
+            .body(())
+            .expect("request");
+        tracer.start(&request).finish(None, StatusCode::NOT_FOUND);
+        let span = only_span(&exporter);
+        assert_ne!(
+            format!("{:x}", span.span_context.trace_id()),
+            "0af7651916cd43dd8448eb211c80319c"
+        );
+        assert_eq!(span.parent_span_id, opentelemetry::trace::SpanId::INVALID);
     }
 
     #[test]
