@@ -314,9 +314,9 @@ mkdir "$WORK/old"
 image_sources | xargs git ls-files -z -- | xargs -0 cp --parents -t "$WORK/old"
 find "$WORK/old" -exec touch -d '2001-01-01 00:00:00' {} +
 stale_message="Hello from an old checkout $$!"
-sed -i "s/message: \"Hello World!\",/message: \"$stale_message\",/" "$WORK/old/src/routes.rs"
-touch -d '2001-01-01 00:00:00' "$WORK/old/src/routes.rs"
-check "the edit is in the copy (and dated 2001)" grep -q "$stale_message" "$WORK/old/src/routes.rs"
+sed -i "s/message: \"Hello World!\",/message: \"$stale_message\",/" "$WORK/old/src/api/endpoints.rs"
+touch -d '2001-01-01 00:00:00' "$WORK/old/src/api/endpoints.rs"
+check "the edit is in the copy (and dated 2001)" grep -q "$stale_message" "$WORK/old/src/api/endpoints.rs"
 image_build_args "$REPO_ROOT"
 build rebuilt "$WORK/old" -t api:rebuilt "${IMAGE_BUILD_ARGS[@]}"
 REBUILT=$(image rebuilt)

@@ -112,6 +112,13 @@ pub struct ServerConfig {
     #[arg(long, env = "API_SHUTDOWN_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
 
+    /// On SIGTERM or SIGINT, keep the metrics port open this long after the
+    /// API has drained, so that Prometheus scrapes the drain's last counts
+    /// (set it to the scrape interval). It adds to the time the process
+    /// takes to exit: keep the sum under the orchestrator's kill timeout.
+    #[arg(long, env = "API_METRICS_LINGER", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub metrics_linger: Duration,
+
     /// Export traces over OTLP/HTTP (protobuf) to this URL, taken as it is,
     /// e.g. http://127.0.0.1:4318/v1/traces. Tracing is on exactly when this
     /// or --otlp-endpoint is set, unless OTEL_SDK_DISABLED=true; the other
