@@ -14,7 +14,7 @@ use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
 use axum::http::header::{CACHE_CONTROL, CONNECTION, X_CONTENT_TYPE_OPTIONS};
-use axum::http::{HeaderName, HeaderValue, Method, Request, Uri};
+use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode, Uri};
 use axum::response::Response;
 
 use crate::logging::access::{self, AccessLine, TraceIds};
@@ -68,11 +68,10 @@ impl Observed {
         if let Some(metrics) = &observer.metrics {
             metrics.request_started();
         }
-        let span = observer.traces.as_ref().map(|tracer| {
-            let span = tracer.start(request);
-            request.extensions_mut().insert(span.context().clone());
-            span
-        });
+        let span = observer
+            .traces
+            .as_ref()
+            .map(|tracer| start_span(tracer, request));
         Self {
             observer: observer.clone(),
             started: Instant::now(),
@@ -104,22 +103,21 @@ impl Observed {
         if let Some(metrics) = &self.observer.metrics {
             metrics.record(&self.method, route, series, status, elapsed);
         }
-        let ids = self.span.as_ref().map(ServerSpan::ids);
-        access::log(&AccessLine {
+        let line = AccessLine {
             method: self.method.as_str(),
             path: self.uri.path(),
             route,
             status: status.as_u16(),
             latency_us: elapsed.as_micros() as u64,
             request_id: self.request_id.to_str().unwrap_or_default(),
-            trace: ids.as_ref().map(|ids| TraceIds {
-                trace_id: ids.trace_id(),
-                span_id: ids.span_id(),
-            }),
-        });
-        if let Some(span) = self.span.take() {
-            let template = self.route.as_ref().map(|route| route.template.as_str());
-            span.finish(template, status);
+            trace: None,
+        };
+        match self.span.take() {
+            None => access::log(&line),
+            Some(span) => {
+                let template = self.route.as_ref().map(|route| route.template.as_str());
+                log_and_end(span, line, template, status);
+            }
         }
         let stopping = self.observer.stopping.is_set();
         let headers = response.headers_mut();
@@ -138,6 +136,33 @@ impl Observed {
             headers.insert(CONNECTION, HeaderValue::from_static("close"));
         }
     }
+}
+
+// The traced path, out of line: with traces off, what a request runs is
+// what it ran before traces existed (the hot path's inlining included:
+// docs/benchmarks.md).
+
+/// Starts the request's span; the request carries its context to the
+/// handler.
+#[inline(never)]
+fn start_span<B>(tracer: &RequestTracer, request: &mut Request<B>) -> ServerSpan {
+    let span = tracer.start(request);
+    request.extensions_mut().insert(span.context().clone());
+    span
+}
+
+/// The access line with the span's ids, then the span's end.
+#[inline(never)]
+fn log_and_end(span: ServerSpan, line: AccessLine<'_>, route: Option<&str>, status: StatusCode) {
+    let ids = span.ids();
+    access::log(&AccessLine {
+        trace: Some(TraceIds {
+            trace_id: ids.trace_id(),
+            span_id: ids.span_id(),
+        }),
+        ..line
+    });
+    span.finish(route, status);
 }
 
 /// Finished or not (a client that goes away drops its request's future),
