@@ -1,8 +1,8 @@
 //! The HTTP client the OTLP exporter sends through: HTTP/1.1 over plain
 //! TCP, one connection per export (`Connection: close`), written by hand.
-//! Not hyper's client: enabling hyper's `client` feature changes hyper's
-//! server code too, and cost every request ≈340 instructions with tracing
-//! off (docs/benchmarks.md). An export is one POST every few seconds, or
+//! Not hyper's client: hyper's HTTP/1 code is shared by client and server
+//! and has `cfg(feature = "client")` parts, and with that feature on every
+//! request cost ≈220 instructions more, tracing off (docs/benchmarks.md). An export is one POST every few seconds, or
 //! every 512 spans under load: a connection each is cheap next to it. No
 //! TLS: the collector is expected beside the service (a sidecar, a node
 //! agent, a cluster service), which is where OpenTelemetry's deployment
