@@ -3,8 +3,10 @@
 # overlay (with and without the monitoring and tracing components) and the per-cluster
 # monitoring objects, validates them against the Kubernetes 1.31 schemas,
 # checks what a schema cannot (no `replicas` under an HPA, liveness off the
-# API port, the stop sequence's arithmetic, the metrics port's NetworkPolicy,
-# rules loaded once, one `release` label), scans manifests and Dockerfile
+# API port, the stop sequence's arithmetic, the readiness-gate label, the
+# metrics port's NetworkPolicy, each environment's rules once and beside its
+# pods, one `release` label; each check proven to fail on its break), scans
+# manifests and Dockerfile
 # with checkov, and lints the workflows and all YAML. There is no cluster
 # here: nothing is applied.
 #
@@ -43,19 +45,21 @@ version_matches() {
   [[ $actual == "$expected" ]] || { printf '     image tag %s, expected %s\n' "$actual" "$expected"; return 1; }
 }
 
-# with_component OVERLAY COMPONENT: renders OVERLAY with the component
-# added, as docs/deploy.md tells users to add it (its objects get the
-# overlay's namespace), into $WORK/OVERLAY-COMPONENT.yaml.
+# with_component OVERLAY NAME COMPONENT: renders OVERLAY with the component
+# at deploy/k8s/COMPONENT added, as docs/deploy.md tells users to add it (its
+# objects get the overlay's namespace), into $WORK/OVERLAY-NAME.yaml.
 with_component() {
   local dir=$WORK/$1-$2 namespace
   namespace=$(sed -n 's/^namespace: //p' "deploy/k8s/overlays/$1/kustomization.yaml")
   mkdir -p "$dir"
   printf 'namespace: %s\nresources:\n  - %s\ncomponents:\n  - %s\n' "$namespace" \
     "$(realpath --relative-to="$dir" "deploy/k8s/overlays/$1")" \
-    "$(realpath --relative-to="$dir" "deploy/k8s/components/$2")" >"$dir/kustomization.yaml"
+    "$(realpath --relative-to="$dir" "deploy/k8s/$3")" >"$dir/kustomization.yaml"
   kubectl kustomize "$dir" >"$WORK/$1-$2.yaml"
 }
-with_monitoring() { with_component "$1" monitoring; }
+# The environment's monitoring component (its PodMonitor and PrometheusRule
+# get the overlay's namespace).
+with_monitoring() { with_component "$1" monitoring "monitoring/$1"; }
 # has_kinds RENDERED KIND...: RENDERED holds an object of every KIND.
 has_kinds() {
   local file=$1 kind
@@ -72,8 +76,11 @@ lacks_kinds() {
     ! grep -q "^kind: $kind\$" "$WORK/$file.yaml" || { echo "     a $kind"; return 1; }
   done
 }
-# scrape_only RENDERED: the component brings the PodMonitor, nothing per cluster.
-scrape_only() { has_kinds "$1" PodMonitor && lacks_kinds "$1" PrometheusRule ConfigMap; }
+# scrape_and_rules RENDERED: the component brings the PodMonitor and the
+# environment's PrometheusRule, not the dashboard (once per Grafana).
+scrape_and_rules() { has_kinds "$1" PodMonitor PrometheusRule && lacks_kinds "$1" ConfigMap; }
+# dashboard_only RENDERED: the dashboard, and no rules (those are per environment).
+dashboard_only() { has_kinds "$1" ConfigMap && lacks_kinds "$1" PrometheusRule; }
 manifest() { "${CHECKS[@]}" "$@"; }
 
 for overlay in staging production; do
@@ -86,22 +93,24 @@ for overlay in staging production; do
     manifest probes "$WORK/$overlay.yaml"
   check "$overlay: terminationGracePeriodSeconds >= preStop sleep + API_SHUTDOWN_TIMEOUT + margin" \
     manifest stop "$WORK/$overlay.yaml"
+  check "$overlay: the namespace asks the AWS Load Balancer Controller for pod readiness gates" \
+    manifest readiness-gate "$WORK/$overlay.yaml"
   check "$overlay + monitoring component: renders" with_monitoring "$overlay"
-  check "$overlay + monitoring component: a PodMonitor, and no rules or dashboard (those are per cluster)" \
-    scrape_only "$overlay-monitoring"
+  check "$overlay + monitoring component: a PodMonitor and its rules, no dashboard (that is per Grafana)" \
+    scrape_and_rules "$overlay-monitoring"
   # The Operator's kinds have no schema offline: kubernetes-validate warns
   # and checks the rest; promtool checks the rules themselves.
   check "$overlay + monitoring component: valid (kubernetes-validate --strict)" validates "$overlay-monitoring"
-  check "$overlay + tracing component: renders" with_component "$overlay" tracing
+  check "$overlay + tracing component: renders" with_component "$overlay" tracing components/tracing
   check "$overlay + tracing component: valid (kubernetes-validate --strict)" validates "$overlay-tracing"
   check "$overlay + tracing component: the OTLP endpoint reachable through the NetworkPolicy, \$(VARS) defined first" \
     manifest tracing "$WORK/$overlay-tracing.yaml"
   check "$overlay + tracing component: the stop sequence still fits the grace period" manifest stop "$WORK/$overlay-tracing.yaml"
 done
 
-log "per cluster: deploy/k8s/monitoring"
+log "per Grafana: deploy/k8s/monitoring"
 check "kubectl kustomize renders" renders monitoring cluster-monitoring
-check "a PrometheusRule and the dashboard ConfigMap" has_kinds cluster-monitoring PrometheusRule ConfigMap
+check "the dashboard ConfigMap, and no rules (those are per environment)" dashboard_only cluster-monitoring
 check "valid (kubernetes-validate --strict)" validates cluster-monitoring
 monitoring_namespace=$(sed -n 's/^namespace: //p' deploy/k8s/monitoring/kustomization.yaml)
 for overlay in staging production; do
@@ -109,8 +118,12 @@ for overlay in staging production; do
     manifest metrics-from "$WORK/$overlay.yaml" "$monitoring_namespace"
 done
 everything=("$WORK/staging-monitoring.yaml" "$WORK/production-monitoring.yaml" "$WORK/cluster-monitoring.yaml")
-check "both environments and the cluster objects: rules and dashboard once, one PodMonitor per namespace" \
+check "both environments and the dashboard: each environment's rules and the dashboard once, one PodMonitor per namespace" \
   manifest once "${everything[@]}"
+check "each namespace's rules are for the environment its pods carry, and select it only" \
+  manifest environments "${everything[@]}"
+check "deploy/k8s/checks.py: every check fails on the break it exists for" \
+  manifest selftest "$WORK/production-monitoring.yaml" "$WORK/cluster-monitoring.yaml" "$monitoring_namespace"
 check "every Operator object carries the same release label (kube-prometheus-stack's selector)" \
   manifest release "${everything[@]}"
 

@@ -5,14 +5,24 @@ fails and exits 1; PyYAML is its one dependency.
     checks.py replicas RENDERED        no `replicas` in a Deployment an HPA scales
     checks.py probes RENDERED          liveness on /livez (metrics), readiness on /healthcheck (http)
     checks.py stop RENDERED            terminationGracePeriodSeconds covers preStop + drain + margin
-    checks.py metrics-from RENDERED NS the metrics port admits the namespace NS only
-    checks.py once RENDERED...         rules, dashboards and scrapes appear once per cluster
+    checks.py readiness-gate RENDERED  the namespace asks the AWS Load Balancer Controller for readiness gates
+    checks.py metrics-from RENDERED NS the metrics port admits the namespace NS only (and node subnets)
+    checks.py once RENDERED...         each environment's rules once, one dashboard, one scrape per namespace
+    checks.py environments RENDERED... each namespace's rules are those of the environment its pods carry
     checks.py release RENDERED...      every Prometheus Operator object has the same `release` label
     checks.py tracing RENDERED         the OTLP endpoint is reachable through the NetworkPolicy, $(VARS) defined first
+    checks.py selftest RENDERED CLUSTER NS
+        breaks RENDERED (an overlay with its monitoring component) and
+        CLUSTER (deploy/k8s/monitoring) in each way a check above exists to
+        catch, and requires each break to fail its check
 """
 
+import copy
+import ipaddress
 import re
 import sys
+import tempfile
+from pathlib import Path
 
 import yaml
 
@@ -21,7 +31,9 @@ EXIT_MARGIN_SECONDS = 5
 # The shortest preStop sleep that lets the AWS Load Balancer Controller's IP
 # targets go before SIGTERM (25 s to 60 s reported; kube-proxy and
 # ingress-nginx need seconds): base/deployment.yaml has the arithmetic.
-MIN_PRESTOP_SECONDS = 30
+MIN_PRESTOP_SECONDS = 60
+METRICS_PORT = 9000
+READINESS_GATE_LABEL = "elbv2.k8s.aws/pod-readiness-gate-inject"
 
 
 def objects(path):
@@ -96,37 +108,114 @@ def stop(path):
     return 1 if failures else 0
 
 
+def readiness_gate(path):
+    namespaces = of_kind(objects(path), "Namespace")
+    if not namespaces:
+        return fail("no Namespace here")
+    bad = [n["metadata"]["name"] for n in namespaces
+           if n["metadata"].get("labels", {}).get(READINESS_GATE_LABEL) != "enabled"]
+    return fail(f"namespace {', '.join(bad)}: no `{READINESS_GATE_LABEL}: enabled`, so a rollout behind "
+                "the AWS Load Balancer Controller may stop old pods before the new ones are healthy targets") \
+        if bad else 0
+
+
+def admits_metrics_port(rule):
+    """Whether an ingress rule's ports include the metrics port: a rule with
+    no ports admits every port; so does a port entry without a port; and
+    a numeric port with an endPort admits the range."""
+    ports = rule.get("ports") or []
+    if not ports:
+        return True
+    for entry in ports:
+        port = entry.get("port")
+        if port is None or port in ("metrics", METRICS_PORT):
+            return True
+        if isinstance(port, int) and port <= METRICS_PORT <= entry.get("endPort", port):
+            return True
+    return False
+
+
+def peer_is_allowed(peer, namespace):
+    """A peer the metrics port may admit: the namespace `namespace`
+    (narrowed by a podSelector or more labels, or not), or an address block
+    short of everything (the nodes' subnets, for the kubelet's probes)."""
+    if "ipBlock" in peer:
+        return ipaddress.ip_network(peer["ipBlock"]["cidr"], strict=False).prefixlen > 0
+    wanted = {"kubernetes.io/metadata.name": namespace}
+    labels = peer.get("namespaceSelector", {}).get("matchLabels", {})
+    return "namespaceSelector" in peer and wanted.items() <= labels.items()
+
+
 def metrics_from(path, namespace):
     failures = 0
-    for policy in of_kind(objects(path), "NetworkPolicy"):
+    policies = of_kind(objects(path), "NetworkPolicy")
+    if not policies:
+        return fail("no NetworkPolicy: the metrics port is open to the whole cluster")
+    for policy in policies:
         for rule in policy["spec"].get("ingress", []):
-            if not any(p.get("port") in ("metrics", 9000) for p in rule.get("ports", [])):
+            if not admits_metrics_port(rule):
                 continue
-            peers = rule.get("from", [])
-            wanted = {"kubernetes.io/metadata.name": namespace}
-            if not peers or any(p.get("namespaceSelector", {}).get("matchLabels") != wanted for p in peers):
-                failures += fail(f"NetworkPolicy {policy['metadata']['name']}: the metrics port admits {peers or 'anyone'}, "
-                                 f"not only namespace {namespace}")
+            peers = rule.get("from") or []
+            bad = [peer for peer in peers if not peer_is_allowed(peer, namespace)]
+            if not peers or bad:
+                failures += fail(f"NetworkPolicy {policy['metadata']['name']}: the metrics port admits "
+                                 f"{bad or 'anyone'}, not only namespace {namespace}")
+            for peer in peers:
+                if "ipBlock" in peer and not bad:
+                    print(f"     the metrics port also admits {peer['ipBlock']['cidr']} (the nodes, for probes)")
     return 1 if failures else 0
 
 
+def rule_environment(rule):
+    """The environment a PrometheusRule's groups are for (their names end
+    in `.<environment>`), or None if they disagree."""
+    names = {g["name"].rsplit(".", 1)[-1] for g in rule["spec"]["groups"]}
+    return names.pop() if len(names) == 1 else None
+
+
 def once(*paths):
-    """Across everything a cluster gets: one PrometheusRule, one dashboard,
-    and each environment scraped by one PodMonitor or ServiceMonitor."""
+    """Across everything a cluster gets: each environment's rules once, one
+    dashboard, each namespace scraped by one PodMonitor or ServiceMonitor."""
     docs = [o for p in paths for o in objects(p)]
     failures = 0
     rules = of_kind(docs, "PrometheusRule")
-    if len(rules) != 1:
-        failures += fail(f"{len(rules)} PrometheusRules: the rules must be loaded exactly once")
-    groups = [g["name"] for r in rules for g in r["spec"]["groups"]]
-    if len(groups) != len(set(groups)):
-        failures += fail(f"rule groups named twice: {sorted(g for g in set(groups) if groups.count(g) > 1)}")
+    if not rules:
+        failures += fail("no PrometheusRule at all")
+    environments = [rule_environment(r) for r in rules]
+    if None in environments or len(environments) != len(set(environments)):
+        failures += fail(f"PrometheusRules per environment: {environments}: each environment's rules must be "
+                         "loaded exactly once (twice, every alert fires twice)")
+    for rule in rules:
+        groups = [g["name"] for g in rule["spec"]["groups"]]
+        if len(groups) != len(set(groups)):
+            failures += fail(f"rule groups named twice: {sorted(g for g in set(groups) if groups.count(g) > 1)}")
     dashboards = [c for c in of_kind(docs, "ConfigMap") if c["metadata"].get("labels", {}).get("grafana_dashboard")]
     if len(dashboards) != 1:
         failures += fail(f"{len(dashboards)} dashboard ConfigMaps: Grafana would load the dashboard that often")
     scrapes = [(o["kind"], o["metadata"].get("namespace")) for o in docs if o["kind"] in ("PodMonitor", "ServiceMonitor")]
     if len(scrapes) != len(set(scrapes)) or not scrapes:
         failures += fail(f"scrape objects per namespace: {scrapes}")
+    return 1 if failures else 0
+
+
+def environments(*paths):
+    """Each namespace's PrometheusRule is for the environment its pods are
+    labelled with (the label the scrape copies onto their series), and
+    selects that environment only."""
+    docs = [o for p in paths for o in objects(p)]
+    failures = 0
+    pods = {d["metadata"].get("namespace"): d["spec"]["template"]["metadata"].get("labels", {}).get("environment")
+            for d in of_kind(docs, "Deployment")}
+    for rule in of_kind(docs, "PrometheusRule"):
+        namespace, environment = rule["metadata"].get("namespace"), rule_environment(rule)
+        print(f"     namespace {namespace}: pods of environment {pods.get(namespace)}, rules for {environment}")
+        if pods.get(namespace) != environment:
+            failures += fail(f"PrometheusRule {rule['metadata']['name']} in {namespace}: rules for {environment}, "
+                             f"beside pods of environment {pods.get(namespace)}")
+        selected = {m for g in rule["spec"]["groups"] for r in g["rules"]
+                    for m in re.findall(r'environment="([^"]*)"', r["expr"])}
+        if selected != {environment}:
+            failures += fail(f"PrometheusRule {rule['metadata']['name']}: selects environments {sorted(selected)}")
     return 1 if failures else 0
 
 
@@ -193,8 +282,92 @@ def tracing(path):
     return 1 if failures else 0
 
 
-CHECKS = {"replicas": replicas, "probes": probes, "stop": stop, "metrics-from": metrics_from,
-          "once": once, "release": release, "tracing": tracing}
+
+# ---- selftest: every check catches what it exists for ----------------------
+
+def first(docs, kind):
+    return of_kind(docs, kind)[0]
+
+
+def container(docs):
+    return containers(first(docs, "Deployment"))[0]
+
+
+def policy_rules(docs):
+    return first(docs, "NetworkPolicy")["spec"]["ingress"]
+
+
+def break_(name, check, edit, *, cluster=False):
+    return name, check, edit, cluster
+
+
+BREAKS = [
+    break_("a `replicas` under the HPA", "replicas", lambda d: first(d, "Deployment")["spec"].update(replicas=3)),
+    break_("liveness on the API port", "probes",
+           lambda d: container(d)["livenessProbe"]["httpGet"].update(path="/healthcheck", port="http")),
+    break_("startup on the API port", "probes",
+           lambda d: container(d)["startupProbe"]["httpGet"].update(port="http")),
+    break_("readiness on the metrics port", "probes",
+           lambda d: container(d)["readinessProbe"]["httpGet"].update(path="/livez", port="metrics")),
+    break_("a grace period shorter than the stop sequence", "stop",
+           lambda d: first(d, "Deployment")["spec"]["template"]["spec"].update(terminationGracePeriodSeconds=40)),
+    break_("a 30 s preStop", "stop", lambda d: container(d)["lifecycle"]["preStop"]["sleep"].update(seconds=30)),
+    break_("no readiness-gate label on the namespace", "readiness-gate",
+           lambda d: first(d, "Namespace")["metadata"]["labels"].pop(READINESS_GATE_LABEL)),
+    break_("a rule without ports, from every namespace", "metrics-from",
+           lambda d: policy_rules(d).append({"from": [{"namespaceSelector": {}}]})),
+    break_("a rule with a port range over 9000, from anywhere", "metrics-from",
+           lambda d: policy_rules(d).append({"ports": [{"port": 8000, "endPort": 9100, "protocol": "TCP"}]})),
+    break_("a port entry without a port (every port), from this namespace", "metrics-from",
+           lambda d: policy_rules(d).append({"from": [{"podSelector": {}}], "ports": [{"protocol": "TCP"}]})),
+    break_("the metrics port from every namespace", "metrics-from",
+           lambda d: policy_rules(d)[1]["from"].append({"namespaceSelector": {}})),
+    break_("the metrics port from 0.0.0.0/0", "metrics-from",
+           lambda d: policy_rules(d)[1]["from"].append({"ipBlock": {"cidr": "0.0.0.0/0"}})),
+    break_("the metrics port from anyone (no `from`)", "metrics-from", lambda d: policy_rules(d)[1].pop("from")),
+    break_("no NetworkPolicy", "metrics-from", lambda d: d.remove(first(d, "NetworkPolicy"))),
+    break_("the environment's rules twice", "once", lambda d: d.append(copy.deepcopy(first(d, "PrometheusRule")))),
+    break_("a second PodMonitor in the namespace", "once",
+           lambda d: d.append(dict(copy.deepcopy(first(d, "PodMonitor")), metadata={
+               **first(d, "PodMonitor")["metadata"], "name": "api-again"}))),
+    break_("the dashboard twice", "once",
+           lambda d: d.append(copy.deepcopy(first(d, "ConfigMap"))), cluster=True),
+    break_("pods of another environment than the rules", "environments",
+           lambda d: first(d, "Deployment")["spec"]["template"]["metadata"]["labels"].update(environment="other")),
+    break_("rules that select another environment", "environments",
+           lambda d: first(d, "PrometheusRule")["spec"]["groups"][0]["rules"][0].update(
+               expr='up{environment="other"}')),
+    break_("another release label on the PrometheusRule", "release",
+           lambda d: first(d, "PrometheusRule")["metadata"]["labels"].update(release="other")),
+]
+
+
+def selftest(rendered, cluster, namespace):
+    checks = {"replicas": lambda p, _: replicas(p), "probes": lambda p, _: probes(p), "stop": lambda p, _: stop(p),
+              "readiness-gate": lambda p, _: readiness_gate(p), "metrics-from": lambda p, _: metrics_from(p, namespace),
+              "once": once, "environments": environments, "release": release}
+    failures = 0
+    with tempfile.TemporaryDirectory() as scratch:
+        for name in sorted({b[1] for b in BREAKS}):
+            if checks[name](rendered, cluster) != 0:
+                print(f"FAIL {name}: fails on the manifests as they are")
+                failures += 1
+        for i, (what, name, edit, on_cluster) in enumerate(BREAKS):
+            docs = objects(cluster if on_cluster else rendered)
+            edit(docs)
+            broken = Path(scratch, f"{i}.yaml")
+            broken.write_text(yaml.safe_dump_all(docs))
+            args = (rendered, broken) if on_cluster else (broken, cluster)
+            caught = checks[name](*args) != 0
+            failures += not caught
+            print(f"{'ok  ' if caught else 'FAIL'} {name} fails on: {what}")
+    print(f"\n{len(BREAKS) - failures} of {len(BREAKS)} breaks caught")
+    return 1 if failures else 0
+
+
+CHECKS = {"replicas": replicas, "probes": probes, "stop": stop, "readiness-gate": readiness_gate,
+          "metrics-from": metrics_from, "once": once, "environments": environments, "release": release,
+          "tracing": tracing, "selftest": selftest}
 
 if __name__ == "__main__":
     sys.exit(CHECKS[sys.argv[1]](*sys.argv[2:]))

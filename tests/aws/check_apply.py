@@ -90,9 +90,13 @@ def main(environment, github_environment):
         attributes["idle_timeout.timeout_seconds"] == "60"
         and attributes["routing.http.drop_invalid_header_fields.enabled"] == "true"))
     group = elbv2.describe_target_groups(Names=[name])["TargetGroups"][0]
-    check("target group: port 8000, GET /healthcheck, 200", lambda: (
-        group["Port"] == 8000 and group["HealthCheckPath"] == "/healthcheck"
+    group_attributes = {a["Key"]: a["Value"] for a in elbv2.describe_target_group_attributes(
+        TargetGroupArn=group["TargetGroupArn"])["Attributes"]}
+    check("target group: port 8000; health check GET /livez on port 9000, 200", lambda: (
+        group["Port"] == 8000 and group["HealthCheckPath"] == "/livez" and group["HealthCheckPort"] == "9000"
         and group["Matcher"]["HttpCode"] == "200"))
+    check("target group: least outstanding requests", lambda: (
+        group_attributes["load_balancing.algorithm.type"] == "least_outstanding_requests"))
     listeners = {l["Port"]: l for l in elbv2.describe_listeners(LoadBalancerArn=balancer["LoadBalancerArn"])["Listeners"]}
     check("listeners: HTTPS on 443, HTTP on 80 redirecting to it", lambda: (
         listeners[443]["Protocol"] == "HTTPS"

@@ -33,6 +33,10 @@ class Plan:
         self.resources = list(resources(data["planned_values"]["root_module"]))
         service = data["configuration"]["root_module"]["module_calls"]["service"]["module"]
         self.depends_on = {r["address"]: r.get("depends_on", []) for r in service["resources"]}
+        # What each of the service module's resources refers to, by attribute
+        # (a security group's id is unknown until apply; its expression is not).
+        self.references = {r["address"]: {k: v.get("references", []) for k, v in r.get("expressions", {}).items()
+                                          if isinstance(v, dict)} for r in service["resources"]}
 
     def all(self, kind):
         return [r["values"] for r in self.resources if r["type"] == kind]
@@ -65,6 +69,12 @@ def checks(plan, environment, github_environment):
 
     def ingress(port):
         return [r for r in plan.all("aws_vpc_security_group_ingress_rule") if r["from_port"] == port]
+
+    def refers(address, attribute, target):
+        return f"{target}.id" in plan.references[address].get(attribute, [])
+
+    def health_check():
+        return target_group()["health_check"][0]
 
     yield "ECR: tags are immutable", lambda: repository()["image_tag_mutability"] == "IMMUTABLE"
     yield "ECR: every image is scanned on push", lambda: repository()["image_scanning_configuration"][0]["scan_on_push"]
@@ -110,9 +120,28 @@ def checks(plan, environment, github_environment):
         listeners()[443]["protocol"] == "HTTPS" and "TLS13" in listeners()[443]["ssl_policy"])
     yield "HTTP on 80 redirects to HTTPS", lambda: listeners()[80]["default_action"][0]["redirect"][0][
         "protocol"] == "HTTPS"
-    yield "target group: port 8000, probes GET /healthcheck, expects 200", lambda: (
-        target_group()["port"] == 8000 and target_group()["health_check"][0]["path"] == "/healthcheck"
-        and target_group()["health_check"][0]["matcher"] == "200")
+    # ECS replaces a task that fails its target group's check: that check is
+    # liveness, outside --max-connections (/livez on the metrics port), or a
+    # saturated task is replaced (tests/e2e/probes.py).
+    yield "target group: traffic to port 8000; health check GET /livez over HTTP on port 9000, expects 200", lambda: (
+        target_group()["port"] == 8000 and target_group()["protocol"] == "HTTP"
+        and health_check()["path"] == "/livez" and health_check()["port"] == "9000"
+        and health_check()["protocol"] == "HTTP" and health_check()["matcher"] == "200")
+    yield "target group: least outstanding requests (a saturated task gets new requests last)", lambda: (
+        target_group()["load_balancing_algorithm_type"] == "least_outstanding_requests")
+    yield "ALB reaches the tasks' health-check port: egress to 9000 of the tasks' group, ingress on 9000 from the ALB's", lambda: (
+        refers("aws_vpc_security_group_egress_rule.alb_to_tasks_health", "referenced_security_group_id",
+               "aws_security_group.tasks")
+        and refers("aws_vpc_security_group_egress_rule.alb_to_tasks_health", "security_group_id",
+                   "aws_security_group.alb")
+        and refers("aws_vpc_security_group_ingress_rule.metrics_from_alb", "referenced_security_group_id",
+                   "aws_security_group.alb")
+        and refers("aws_vpc_security_group_ingress_rule.metrics_from_alb", "security_group_id",
+                   "aws_security_group.tasks")
+        and [(r["from_port"], r["to_port"]) for r in plan.all("aws_vpc_security_group_egress_rule")
+             if r["from_port"] == 9000] == [(9000, 9000)])
+    yield "no listener forwards to the metrics port (the ALB only health-checks it)", lambda: all(
+        l.get("port") != 9000 for l in plan.all("aws_lb_listener")) and target_group()["port"] != 9000
     yield "target group: deregistration delay covers the 10 s request timeout", lambda: int(target_group()[
         "deregistration_delay"]) >= 10
     yield "ECS service on Fargate with a health-check grace period", lambda: (
@@ -130,8 +159,12 @@ def checks(plan, environment, github_environment):
         plan.one("aws_appautoscaling_target")["min_capacity"] <= plan.one("aws_appautoscaling_target")["max_capacity"])
     yield "tasks: port 8000 only from the ALB's security group", lambda: [
         r.get("cidr_ipv4") for r in ingress(8000)] == [None]
-    yield "tasks: port 9000 only from the configured scrapers, never from anywhere", lambda: ingress(9000) and all(
-        r.get("cidr_ipv4") not in (None, "0.0.0.0/0") for r in ingress(9000))
+    # With the example variables (scrapers by network, none by group), the
+    # one rule on 9000 without a CIDR is the ALB's (checked above: it refers
+    # to the ALB's group); every other names a scraper's network.
+    yield "tasks: port 9000 only from the configured scrapers and the ALB's group, never from anywhere", lambda: (
+        ingress(9000) and [r.get("cidr_ipv4") for r in ingress(9000)].count(None) == 1
+        and all(r.get("cidr_ipv4") != "0.0.0.0/0" and r.get("cidr_ipv6") != "::/0" for r in ingress(9000)))
     yield "ALB: 443 and 80 open to the internet, IPv4 and IPv6", lambda: sorted(
         (r["from_port"], r.get("cidr_ipv4") or r.get("cidr_ipv6")) for r in ingress(443) + ingress(80)) == [
         (80, "0.0.0.0/0"), (80, "::/0"), (443, "0.0.0.0/0"), (443, "::/0")]
@@ -143,8 +176,10 @@ def checks(plan, environment, github_environment):
     # First-apply races: nothing else orders these.
     yield "task definition waits for the execution role's policy (the first tasks pull with it)", lambda: (
         "aws_iam_role_policy_attachment.execution" in plan.depends_on["aws_ecs_task_definition.this"])
-    yield "service waits for both halves of the ALB-to-task rule and the listeners", lambda: {
+    yield "service waits for both halves of the ALB-to-task rules (traffic and health checks) and the listeners", lambda: {
         "aws_vpc_security_group_ingress_rule.api_from_alb", "aws_vpc_security_group_egress_rule.alb_to_tasks",
+        "aws_vpc_security_group_ingress_rule.metrics_from_alb",
+        "aws_vpc_security_group_egress_rule.alb_to_tasks_health",
         "aws_lb_listener.http", "aws_lb_listener.https"} <= set(plan.depends_on["aws_ecs_service.this"])
 
 

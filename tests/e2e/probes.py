@@ -14,14 +14,19 @@ second each, five probers ask:
 - `api healthcheck --url http://127.0.0.1:<metrics>/livez --timeout 1s`;
 - `api healthcheck`, plain, inside the namespace: the Docker HEALTHCHECK's
   and the ECS container health check's command (liveness by default);
-- `api healthcheck --readiness`, inside the namespace.
+- `api healthcheck --readiness`, inside the namespace;
+- an ALB target-group health check as deploy/aws has it (GET /livez on the
+  metrics port, 3 s timeout, unhealthy after 2 failures 10 s apart; ECS
+  replaces a task its load balancer finds unhealthy), and the same check on
+  /healthcheck of the API port, as deploy/aws had it before.
 
 It requires every liveness answer to be a 200 (so kubelet and ECS would
 never restart the saturated process), readiness to fail meanwhile (so new
 traffic goes elsewhere: that is the point of having two probes), the
 connections still held at the end, and readiness back within seconds of
 their release. It also says what the old design (liveness = readiness on
-the API port, failureThreshold 3) would have done.
+the API port, failureThreshold 3) would have done, and what ECS would do
+with a target group checked on /healthcheck: replace the saturated task.
 
 Then the drain: slow clients hold requests open, SIGTERM comes, and until
 the process exits (at the shutdown timeout, 5 s) liveness and /metrics must
@@ -61,6 +66,11 @@ FAILURE_THRESHOLD = 3
 LIVENESS_PERIOD = 10
 # The server's --shutdown-timeout default: how long its drain may last.
 SHUTDOWN_TIMEOUT = 5.0
+# The ALB target group's health check (deploy/aws/modules/service/alb.tf:
+# /livez on the metrics port; tests/aws/check_plan.py pins it).
+ALB_TIMEOUT = 3.0
+ALB_INTERVAL = 10
+ALB_UNHEALTHY_THRESHOLD = 2
 
 
 @dataclass
@@ -92,12 +102,13 @@ class Prober:
                 + (f"red: {'; '.join(sorted(failures))[:160]}" if failures else f"last: {self.results[-1][2]}"))
 
 
-def http_get(port, path):
+def http_get(port, path, timeout=PROBE_TIMEOUT, agent="kube-probe/1.31"):
     """Like kubelet's httpGet probe: a new connection, a 1 s timeout, a
-    2xx or 3xx answer."""
+    2xx or 3xx answer (an ALB's health check is the same, with its own
+    timeout and agent)."""
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=PROBE_TIMEOUT) as s:
-            s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: kube-probe/1.31\r\n"
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: {agent}\r\n"
                       "Connection: close\r\n\r\n".encode())
             head = s.recv(64)
     except OSError as error:
@@ -230,9 +241,15 @@ def main(binary, seconds):
         ]
         if inside:
             liveness.append(Prober("api healthcheck (plain: Docker HEALTHCHECK, ECS health check)", command(*inside)))
+        alb = {"timeout": ALB_TIMEOUT, "agent": "ELB-HealthChecker/2.0"}
+        liveness.append(Prober(f"the ALB check of alb.tf (GET /livez, metrics port, {ALB_TIMEOUT:g} s)",
+                               lambda: http_get(metrics_port, "/livez", **alb)))
         readiness = [Prober("kubelet readiness (GET /healthcheck, API port, 1 s)", lambda: http_get(port, "/healthcheck"))]
         if inside:
             readiness.append(Prober("api healthcheck --readiness", command(*inside, "--readiness", "--timeout", "1s")))
+        alb_before = Prober(f"the ALB check alb.tf had before (GET /healthcheck, API port, {ALB_TIMEOUT:g} s)",
+                           lambda: http_get(port, "/healthcheck", **alb))
+        readiness.append(alb_before)
 
         held = hold(port, MAX_CONNECTIONS, stop)
         time.sleep(0.5)
@@ -275,6 +292,12 @@ def main(binary, seconds):
               f"at one a second, so kubelet would have restarted the pod after about {restart_after} s "
               f"({FAILURE_THRESHOLD} failures, {LIVENESS_PERIOD} s apart)"
               if run >= FAILURE_THRESHOLD else f"     the old design would not have restarted it ({run} in a row)")
+        # ECS replaces a task that fails its target group's check: probed
+        # every ALB_INTERVAL, ALB_UNHEALTHY_THRESHOLD failures in a row.
+        red_alb = alb_before.longest_failure_run()
+        check(f"an ALB checking /healthcheck finds the saturated task unhealthy ({red_alb} failures in a row), "
+              f"so ECS would replace it after about {ALB_INTERVAL * ALB_UNHEALTHY_THRESHOLD} s: why the target "
+              "group checks /livez (deploy/aws)", red_alb >= ALB_UNHEALTHY_THRESHOLD)
 
         for s in held:
             s.close()

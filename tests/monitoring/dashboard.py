@@ -7,8 +7,13 @@ Prometheus):
 - no query of a graph reaches further back than an hour at every step (a
   `[30d]` there would be computed for every point); the 30-day figures come
   from recorded series;
-- with the namespace variable at "All", every series says which namespace
-  it is: legends name {{namespace}}, tables keep the namespace label;
+- with the environment variable at "All", every series says which
+  environment it is: legends name {{environment}}, tables keep the label;
+- a per-instance series says which pod it is (and, outside Kubernetes,
+  which address): its legend names {{pod}} and {{instance}};
+- each SLO's burn-rate panel shows every window its alerts use (the
+  windows the rules record, in rules/<environment>/api-slo.rules.yml);
+- the metrics listener's connection errors are on a panel;
 - the dashboard states its retention assumption.
 
     python3 tests/monitoring/dashboard.py [DASHBOARD_JSON]
@@ -23,6 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 DEFAULT = ROOT / "deploy/monitoring/dashboards/api.json"
+RULES = ROOT / "deploy/monitoring/rules"
 SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 
 
@@ -50,11 +56,26 @@ def main(path):
                 check(f"{what}: instant", target.get("instant") is True and target.get("range") is not True)
             else:
                 check(f"{what}: no range over an hour at every step", longest_range_seconds(expr) <= 3600, expr)
+            legend = target.get("legendFormat", "")
             if panel["type"] == "table":
-                check(f"{what}: keeps the namespace label", re.search(r"by \([^)]*\bnamespace\b", expr) is not None,
-                      expr)
+                check(f"{what}: keeps the environment label",
+                      re.search(r"by \([^)]*\benvironment\b", expr) is not None, expr)
             else:
-                check(f"{what}: the legend names the namespace", "{{namespace}}" in target.get("legendFormat", ""))
+                check(f"{what}: the legend names the environment", "{{environment}}" in legend)
+            if not re.match(r"\s*\w+ (by|without) \(", expr) and "_quantile" not in expr \
+                    and not expr.startswith(("environment_job", "clamp_max")):
+                check(f"{what}: a per-instance series, its legend names the pod and the instance",
+                      "{{pod}}" in legend and "{{instance}}" in legend, legend)
+    windows = set(re.findall(r"^      - record: environment_job:\w+:ratio_rate(\w+)$",
+                             next(RULES.glob("*/api-slo.rules.yml")).read_text(), re.M))
+    for panel in dashboard["panels"]:
+        if panel["title"].endswith("burn rate"):
+            shown = {re.search(r"ratio_rate(\w+)\{", t["expr"]).group(1) for t in panel["targets"]}
+            check(f"{panel['title']}: every window the rules record ({', '.join(sorted(windows))})",
+                  windows and shown == windows, f"shown: {sorted(shown)}")
+    check("the metrics listener's connection errors are on a panel",
+          any("http_connection_errors_total" in t["expr"] and "listener" in t["expr"]
+              for p in dashboard["panels"] for t in p.get("targets", [])))
     check("the dashboard states its retention assumption", "retention" in dashboard.get("description", ""))
     print(f"\n{passed} passed, {failed} failed")
     return 1 if failed else 0

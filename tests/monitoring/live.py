@@ -2,22 +2,27 @@
 
 Starts the api (in a 64 MiB memory cgroup, as a container would run it, so
 that api_memory_limit_bytes exists) and Prometheus on 127.0.0.1, with a
-1 s scrape and evaluation interval and the repository's rule files. The one
-api is scraped twice, as `namespace="api"` and `namespace="api-staging"`,
-so that every environment's alerts (deploy/monitoring/generate.py) have
-series to read, as in a cluster where the PodMonitor adds `namespace`; sends
-bounded traffic to every route, 404s, 405s and 422s included; then
-requires that:
+1 s scrape and evaluation interval and the repository's rule files. The
+scrape configuration is docs/monitoring.md's, from its "Scraping" section,
+with only its addresses, interval and rule file paths replaced: the one api
+is scraped once per environment that block lists, each with the
+`environment` label the block adds, so that every environment's rules
+(deploy/monitoring/generate.py) have series to read. Sends bounded traffic
+to every route, 404s, 405s and 422s included; then requires that:
 
 - `promtool check metrics` accepts the live /metrics;
 - before any request, /metrics already holds, at 0, the series the SLOs
   read for every route (200, 408 and 500 answers, and the latency
   histogram), so that a new instance's first errors are a rise rate() sees;
+- every metric family the binary exposes is read by a rule or a dashboard
+  query (a few, listed with why, are there to be read by hand);
 - every rule Prometheus loaded reports health "ok";
 - every recording rule returns data;
 - every alert's signal returns data: its expression with each comparison
-  made a `bool` comparison, which keeps every series whatever its value
-  (`absent()` alerts, which have no signal to return, are excepted);
+  made a `bool` comparison, which keeps every series whatever its value.
+  `absent()` alerts have no signal: they must return nothing, since the
+  binary is up and scraped; the alerts on kube-state-metrics' series are
+  excepted (there is no cluster here);
 - every query of the dashboard returns data, with its variables filled in.
 
     python3 tests/monitoring/live.py API_BINARY
@@ -42,12 +47,16 @@ sys.path.insert(0, str(ROOT / "tests/e2e"))
 from harness import free_port, wait_healthy  # noqa: E402
 
 MEMORY_LIMIT = 64 * 1024 * 1024
-DASHBOARD_VARIABLES = {"$job": "api", "$namespace": ".*", "$__rate_interval": "1m"}
+DASHBOARD_VARIABLES = {"$job": "api", "$environment": ".+", "$__rate_interval": "1m"}
 TRAFFIC_SECONDS = 8
-# The environments of deploy/monitoring/generate.py's ENVIRONMENTS.
-NAMESPACES = ("api", "api-staging")
+DOCS = ROOT / "docs/monitoring.md"
 # The statuses whose series the server creates at 0 for every route.
 INITIALIZED_STATUSES = ("200", "408", "500")
+# Exposed for people to read, not for rules or panels.
+READ_BY_HAND = {
+    "process_threads": "diagnostics, with process_virtual_memory_bytes, when memory looks odd",
+    "process_virtual_memory_bytes": "diagnostics: RSS is what the limit counts",
+}
 
 
 class Checks:
@@ -89,17 +98,33 @@ def start_api(binary, port, metrics_port, group):
         stdout=subprocess.DEVNULL)
 
 
-def start_prometheus(work, metrics_port, port):
-    config = work / "prometheus.yml"
-    config.write_text(json.dumps({
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "rule_files": [str(ROOT / "deploy/monitoring/rules/*.yml")],
-        "scrape_configs": [{"job_name": "api", "static_configs": [
-            {"targets": [f"127.0.0.1:{metrics_port}"], "labels": {"namespace": namespace}}
-            for namespace in NAMESPACES]}],
-    }))
+def documented_scrape():
+    """docs/monitoring.md's scrape configuration: the first YAML block of its
+    "Scraping" section that holds `scrape_configs:`."""
+    section = DOCS.read_text().split("\n## Scraping\n", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```yaml\n(.*?)```", section, re.S)
+    return next(block for block in blocks if "scrape_configs:" in block)
+
+
+def scrape_config(metrics_port):
+    """The documented scrape, for the live binary: every target list is its
+    address, the interval a second, the rule files the repository's. Also
+    the environments it labels."""
+    config, targets = re.subn(r"targets: \[[^\]]*\]", f'targets: ["127.0.0.1:{metrics_port}"]', documented_scrape())
+    config, intervals = re.subn(r"scrape_interval: \S+", "scrape_interval: 1s", config)
+    config, rules = re.subn(r"^(\s*- )rules/", rf"\g<1>{ROOT}/deploy/monitoring/rules/", config, flags=re.M)
+    environments = re.findall(r"^\s*environment: (\S+)$", config, re.M)
+    if not (targets and intervals and rules and len(environments) == targets):
+        raise SystemExit(f"docs/monitoring.md's scrape block has changed shape: {targets} target lists, "
+                         f"{intervals} intervals, {rules} rule files, environments {environments}")
+    return "global:\n  evaluation_interval: 1s\n" + config, environments
+
+
+def start_prometheus(work, config, port):
+    path = work / "prometheus.yml"
+    path.write_text(config)
     return subprocess.Popen(
-        ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={work / 'data'}",
+        ["prometheus", f"--config.file={path}", f"--storage.tsdb.path={work / 'data'}",
          f"--web.listen-address=127.0.0.1:{port}"],
         stdout=subprocess.DEVNULL, stderr=open(work / "prometheus.log", "w"))
 
@@ -166,6 +191,20 @@ def with_bool(expr):
     return "".join(parts)
 
 
+def metric_families(exposition):
+    return set(re.findall(r"^# TYPE (\S+) \S+$", exposition, re.M))
+
+
+def metrics_read(expressions):
+    """Every metric name the PromQL `expressions` read (a histogram's
+    family counts as read through its _bucket, _count or _sum)."""
+    names = set()
+    for expr in expressions:
+        expr = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)  # no names inside strings
+        names |= set(re.findall(r"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\s*[{\[]", expr))
+    return names | {re.sub(r"_(bucket|count|sum)$", "", name) for name in names}
+
+
 def dashboard_queries():
     dashboard = json.loads((ROOT / "deploy/monitoring/dashboards/api.json").read_text())
     for panel in dashboard["panels"]:
@@ -191,7 +230,9 @@ def main(binary):
         # Waits on liveness (the metrics port), so that the API has answered
         # nothing yet when its series are read.
         checks.check("the api starts", wait_healthy(metrics_port, path="/livez"))
-        prometheus = start_prometheus(work, metrics_port, prometheus_port)
+        config, environments = scrape_config(metrics_port)
+        print(f"     docs/monitoring.md's scrape, as environments {', '.join(environments)}")
+        prometheus = start_prometheus(work, config, prometheus_port)
         processes.append(prometheus)
 
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read()
@@ -212,20 +253,29 @@ def main(binary):
         checks.check("Prometheus scrapes the api",
                      wait_for_data(prometheus_port, 'up{job="api"} == 1'))
         checks.check("recording rules have data",
-                     wait_for_data(prometheus_port, "namespace_job:http_requests_errors:ratio_rate5m"))
+                     wait_for_data(prometheus_port, "environment_job:http_requests_errors:ratio_rate5m"))
         time.sleep(2)  # every group evaluated at least once more
 
         with urllib.request.urlopen(f"http://127.0.0.1:{prometheus_port}/api/v1/rules", timeout=10) as answer:
             groups = json.load(answer)["data"]["groups"]
         rules = [rule for group_ in groups for rule in group_["rules"]]
         checks.check(f"Prometheus loaded the rule files ({len(rules)} rules in {len(groups)} groups)", len(rules) > 0)
+        unread = metric_families(metrics.decode()) - metrics_read(
+            [rule["query"] for rule in rules] + [expr for _, expr in dashboard_queries()])
+        checks.check("every metric family /metrics exposes is read by a rule or a dashboard panel",
+                     unread <= set(READ_BY_HAND), f"unread: {sorted(unread - set(READ_BY_HAND))}")
         for rule in rules:
             name = rule["name"]
             checks.check(f"rule {name}: health ok", rule["health"] == "ok", rule.get("lastError", ""))
             if rule["type"] == "recording":
                 checks.check(f"recording rule {name} returns data", bool(query(prometheus_port, name)))
             elif "absent(" in rule["query"]:
-                print(f"     alert {name}: absent() has no signal to return (excepted)")
+                result = query(prometheus_port, rule["query"])
+                checks.check(f"alert {name} ({rule['labels'].get('environment')}"
+                             f"{', ' + rule['labels']['slo'] if 'slo' in rule['labels'] else ''}): "
+                             "absent() finds nothing missing while the api is up", not result, str(result))
+            elif "kube_" in rule["query"]:
+                print(f"     alert {name}: reads kube-state-metrics, which is not here (excepted)")
             elif name == "ApiMemoryNearLimit" and group is None:
                 print(f"SKIPPED alert {name}: no memory limit (see above)")
             else:

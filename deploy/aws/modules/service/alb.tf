@@ -1,5 +1,6 @@
 # The Application Load Balancer in front of the tasks: HTTPS with a modern
-# TLS policy, HTTP redirected to it, targets probed on /healthcheck.
+# TLS policy, HTTP redirected to it, targets probed on /livez of the
+# metrics port, requests to the target with the fewest outstanding.
 
 locals {
   https = var.certificate_arn != null
@@ -47,9 +48,24 @@ resource "aws_lb_target_group" "this" {
   target_type          = "ip"
   vpc_id               = var.vpc_id
   deregistration_delay = var.deregistration_delay
+  # A task at --max-connections gets new requests last: on ECS this, not
+  # the health check, is what keeps traffic off a saturated task.
+  load_balancing_algorithm_type = "least_outstanding_requests"
 
+  # Liveness, not readiness. ECS replaces a task that fails its target
+  # group's check as it does one that fails its container health check, so
+  # this check must not fail while the process is merely busy: /healthcheck
+  # on the API port waits behind --max-connections with every client, and a
+  # saturated task would be replaced 2 x 10 s in, its load moving to the
+  # rest (tests/e2e/probes.py measures both). /livez on the metrics port
+  # answers outside that limit. The port is a number, not "traffic-port":
+  # AWS accepts either, and the ALB's security group must then reach it
+  # too (network.tf: alb_to_tasks_health, metrics_from_alb). Traffic stays
+  # on the API port (`port` above); the listeners forward nothing to 9000.
   health_check {
-    path                = "/healthcheck"
+    path                = "/livez"
+    port                = tostring(local.metrics_port)
+    protocol            = "HTTP"
     matcher             = "200"
     interval            = 10
     timeout             = 3

@@ -134,8 +134,10 @@ resource "aws_ecs_task_definition" "this" {
     ], local.tracing_environment)
     # Liveness: ECS replaces a task whose container fails this. ECS wants
     # "CMD" first; the image has no shell, the binary probes itself (on the
-    # metrics port, outside the connection limit). Readiness is the ALB's
-    # own check of /healthcheck on the API port (alb.tf).
+    # metrics port, outside the connection limit). ECS replaces a task that
+    # fails the ALB's check too, so that one is liveness as well (/livez on
+    # the metrics port, alb.tf); a busy task gets fewer new requests by the
+    # target group's least_outstanding_requests, not by failing a check.
     healthCheck = {
       command     = ["CMD", "/usr/local/bin/api", "healthcheck"]
       interval    = 10
@@ -224,12 +226,15 @@ resource "aws_ecs_service" "this" {
   }
 
   # New tasks register with the target group only when the ALB can reach
-  # them: listeners, and both halves of the ALB-to-task rule.
+  # them: listeners, and both halves of the ALB-to-task rules (traffic on
+  # the API port, health checks on the metrics port).
   depends_on = [
     aws_lb_listener.http,
     aws_lb_listener.https,
     aws_vpc_security_group_egress_rule.alb_to_tasks,
     aws_vpc_security_group_ingress_rule.api_from_alb,
+    aws_vpc_security_group_egress_rule.alb_to_tasks_health,
+    aws_vpc_security_group_ingress_rule.metrics_from_alb,
     aws_ecs_cluster_capacity_providers.this,
   ]
 }

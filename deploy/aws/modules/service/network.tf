@@ -1,6 +1,8 @@
 # Who may talk to whom: the internet reaches the ALB on 443 (and 80, which
 # redirects); only the ALB reaches the tasks' API port; the metrics port is
-# open only to the scrapers named in the variables, never to the ALB.
+# open to the scrapers named in the variables and to the ALB's health check
+# (/livez, alb.tf), never to anywhere: no listener forwards to it, so the
+# internet cannot reach /metrics through the ALB.
 #
 # EC2 accepts only a-z A-Z 0-9 space and ._-:/()#,@[]+=&;{}!$* in group and
 # rule descriptions (no apostrophes), and no & in rules that reference a
@@ -35,6 +37,18 @@ resource "aws_vpc_security_group_egress_rule" "alb_to_tasks" {
   referenced_security_group_id = aws_security_group.tasks.id
 }
 
+# The target group's health check asks /livez on the metrics port (alb.tf):
+# AWS requires the ALB's security groups to allow the health check port as
+# well as the traffic port, both ways.
+resource "aws_vpc_security_group_egress_rule" "alb_to_tasks_health" {
+  security_group_id            = aws_security_group.alb.id
+  description                  = "To the metrics port of the tasks: health checks of /livez"
+  ip_protocol                  = "tcp"
+  from_port                    = local.metrics_port
+  to_port                      = local.metrics_port
+  referenced_security_group_id = aws_security_group.tasks.id
+}
+
 resource "aws_security_group" "tasks" {
   name        = "${var.name}-${var.environment}-tasks"
   description = "api tasks: the API port from the ALB, metrics from the scrapers"
@@ -47,6 +61,15 @@ resource "aws_vpc_security_group_ingress_rule" "api_from_alb" {
   ip_protocol                  = "tcp"
   from_port                    = local.api_port
   to_port                      = local.api_port
+  referenced_security_group_id = aws_security_group.alb.id
+}
+
+resource "aws_vpc_security_group_ingress_rule" "metrics_from_alb" {
+  security_group_id            = aws_security_group.tasks.id
+  description                  = "Health checks of /livez from the load balancer"
+  ip_protocol                  = "tcp"
+  from_port                    = local.metrics_port
+  to_port                      = local.metrics_port
   referenced_security_group_id = aws_security_group.alb.id
 }
 
