@@ -225,6 +225,13 @@ check "the Spot plan: the strategy, and the cluster's capacity providers" \
   quiet python3 "$TESTS/check_plan.py" --fargate-spot "$WORK/spot.plan.json" 2 1 3
 check "the Spot plan meets AWS's constraints" quiet "$MODELS_PY" "$TESTS/check_constraints.py" plan "$WORK/spot.plan.json"
 
+# X-Ray (optional): the ADOT collector sidecar, the api exporting to it.
+check "production with xray_tracing = true, xray_sampling_ratio = 0.25" \
+  plans "$WORK/plan/production" "$WORK/xray.plan.json" -var xray_tracing=true -var xray_sampling_ratio=0.25
+check "the X-Ray plan: the sidecar, pinned, the api's OTEL_* variables, the stop order, the task role's two actions" \
+  quiet python3 "$TESTS/check_plan.py" --xray-tracing "$WORK/xray.plan.json" 0.25
+check "the X-Ray plan meets AWS's constraints" quiet "$MODELS_PY" "$TESTS/check_constraints.py" plan "$WORK/xray.plan.json"
+
 log "the bootstrap against the emulator, as docs/deploy.md walks it: production, then staging in the same account"
 # moto has no Application Auto Scaling ListTagsForResource, which the
 # provider retries for minutes: the autoscaling resources are applied

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Validates the deployment configuration offline: renders every kustomize
-# overlay (with and without the monitoring component) and the per-cluster
+# overlay (with and without the monitoring and tracing components) and the per-cluster
 # monitoring objects, validates them against the Kubernetes 1.31 schemas,
 # checks what a schema cannot (no `replicas` under an HPA, liveness off the
 # API port, the stop sequence's arithmetic, the readiness-gate label, the
@@ -45,18 +45,21 @@ version_matches() {
   [[ $actual == "$expected" ]] || { printf '     image tag %s, expected %s\n' "$actual" "$expected"; return 1; }
 }
 
-# with_monitoring OVERLAY: renders OVERLAY with its environment's monitoring
-# component added, as docs/deploy.md tells users to add it (its PodMonitor
-# and PrometheusRule get the overlay's namespace).
-with_monitoring() {
-  local dir=$WORK/$1-monitoring namespace
+# with_component OVERLAY NAME COMPONENT: renders OVERLAY with the component
+# at deploy/k8s/COMPONENT added, as docs/deploy.md tells users to add it (its
+# objects get the overlay's namespace), into $WORK/OVERLAY-NAME.yaml.
+with_component() {
+  local dir=$WORK/$1-$2 namespace
   namespace=$(sed -n 's/^namespace: //p' "deploy/k8s/overlays/$1/kustomization.yaml")
   mkdir -p "$dir"
   printf 'namespace: %s\nresources:\n  - %s\ncomponents:\n  - %s\n' "$namespace" \
     "$(realpath --relative-to="$dir" "deploy/k8s/overlays/$1")" \
-    "$(realpath --relative-to="$dir" "deploy/k8s/monitoring/$1")" >"$dir/kustomization.yaml"
-  kubectl kustomize "$dir" >"$WORK/$1-monitoring.yaml"
+    "$(realpath --relative-to="$dir" "deploy/k8s/$3")" >"$dir/kustomization.yaml"
+  kubectl kustomize "$dir" >"$WORK/$1-$2.yaml"
 }
+# The environment's monitoring component (its PodMonitor and PrometheusRule
+# get the overlay's namespace).
+with_monitoring() { with_component "$1" monitoring "monitoring/$1"; }
 # has_kinds RENDERED KIND...: RENDERED holds an object of every KIND.
 has_kinds() {
   local file=$1 kind
@@ -98,6 +101,11 @@ for overlay in staging production; do
   # The Operator's kinds have no schema offline: kubernetes-validate warns
   # and checks the rest; promtool checks the rules themselves.
   check "$overlay + monitoring component: valid (kubernetes-validate --strict)" validates "$overlay-monitoring"
+  check "$overlay + tracing component: renders" with_component "$overlay" tracing components/tracing
+  check "$overlay + tracing component: valid (kubernetes-validate --strict)" validates "$overlay-tracing"
+  check "$overlay + tracing component: the OTLP endpoint reachable through the NetworkPolicy, \$(VARS) defined first" \
+    manifest tracing "$WORK/$overlay-tracing.yaml"
+  check "$overlay + tracing component: the stop sequence still fits the grace period" manifest stop "$WORK/$overlay-tracing.yaml"
 done
 
 log "per Grafana: deploy/k8s/monitoring"

@@ -118,6 +118,18 @@ pub struct ServerConfig {
     /// takes to exit: keep the sum under the orchestrator's kill timeout.
     #[arg(long, env = "API_METRICS_LINGER", default_value = "0s", value_parser = humantime::parse_duration)]
     pub metrics_linger: Duration,
+
+    /// Export traces over OTLP/HTTP (protobuf) to this URL, taken as it is,
+    /// e.g. http://127.0.0.1:4318/v1/traces. Tracing is on exactly when this
+    /// or --otlp-endpoint is set, unless OTEL_SDK_DISABLED=true; the other
+    /// OTEL_* variables configure it (docs/tracing.md).
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")]
+    pub otlp_traces_endpoint: Option<String>,
+
+    /// The collector's OTLP/HTTP base URL, e.g. http://127.0.0.1:4318:
+    /// traces go to its /v1/traces (unless --otlp-traces-endpoint is set).
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -169,12 +181,15 @@ fn positive_duration(text: &str) -> Result<Duration, String> {
 
 impl ServerConfig {
     /// Settings for tests and embedding: every port picked by the OS,
-    /// loopback only, everything else at its default.
+    /// loopback only, no traces, everything else at its default.
     pub fn ephemeral() -> Self {
         let mut config = Cli::parse_from(["api"]).server;
         config.host = IpAddr::from([127, 0, 0, 1]);
         config.port = 0;
         config.metrics_port = 0;
+        // A collector configured in the shell is not the tests'.
+        config.otlp_traces_endpoint = None;
+        config.otlp_endpoint = None;
         config
     }
 }

@@ -4,8 +4,8 @@
 //!
 //! Each folder is one concern, and dependencies point one way, each layer
 //! importing only the layers below it (`tests/api/layering.rs` checks):
-//! `startup` → `api`, `healthcheck` → `metrics` → `http`, `logging` →
-//! `config`, `shutdown`.
+//! `startup` → `api`, `healthcheck` → `metrics` → `http`, `logging`,
+//! `traces` → `config`, `shutdown`.
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -16,3 +16,4 @@ pub mod logging;
 pub mod metrics;
 pub mod shutdown;
 pub mod startup;
+pub mod traces;

@@ -14,7 +14,9 @@
 //! 6. **The metrics port last** (scrapes, `/livez`), so that liveness stays
 //!    green through the drain; with `--metrics-linger`, it stays open that
 //!    much longer, so that a scrape sees the drain's last counts.
-//! 7. **Exit**: `main` writes the last log lines, by the same deadline, and
+//! 7. **Traces flushed**: the spans of the requests answered are exported,
+//!    by the same deadline (`startup.rs`, `traces::Traces::flush_by`).
+//! 8. **Exit**: `main` writes the last log lines, by the same deadline, and
 //!    the process exits 0.
 //!
 //! The servers (`http::serve`) only ask a [`Drain`] whether to go on

@@ -1,6 +1,7 @@
 //! Binds the listeners (so that the real ports are known before serving,
 //! which is how tests run on port 0), wires the parts together, and runs
-//! the API and metrics servers until the shutdown (`shutdown.rs`) is over.
+//! the API and metrics servers until the shutdown (`shutdown.rs`) is over,
+//! then flushes the traces.
 
 use std::future::Future;
 use std::io;
@@ -18,6 +19,7 @@ use crate::http::connections::{self, ConnectionLimit};
 use crate::http::serve::{ClientLimits, serve};
 use crate::metrics::{self, Metrics};
 use crate::shutdown::{Drain, Shutdown, Stopping};
+use crate::traces::Traces;
 
 /// Connections to the metrics port at once: Prometheus keeps one per
 /// scraper, and liveness probes one each. A bound keeps that port from
@@ -47,6 +49,7 @@ pub struct Application {
     max_connections: usize,
     app: App,
     stopping: Stopping,
+    traces: Option<Traces>,
 }
 
 impl Application {
@@ -88,12 +91,16 @@ impl Application {
             let listener = bind(SocketAddr::new(config.host, config.metrics_port)).await?;
             Some((listener, Arc::new(Metrics::new())))
         };
+        let traces = Traces::start(&config, || {
+            metrics.as_ref().map(|(_, metrics)| metrics.trace_spans())
+        });
         let stopping = Stopping::default();
         let app = api::app(
             endpoints,
             Settings {
                 request_timeout: config.request_timeout,
                 metrics: metrics.as_ref().map(|(_, metrics)| metrics.clone()),
+                traces: traces.as_ref().map(Traces::tracer),
                 state: AppState::new(stopping.clone()),
             },
         )
@@ -111,6 +118,7 @@ impl Application {
             max_connections,
             app,
             stopping,
+            traces,
         })
     }
 
@@ -124,10 +132,11 @@ impl Application {
             .map(|(listener, _)| local_port(listener))
     }
 
-    /// Serves the endpoints until `told_to_stop` completes, then shuts
-    /// down (`shutdown.rs`). Returns when that is over, with the deadline
-    /// the drain had: what is left to do before the process exits (the last
-    /// log lines) must be done by then.
+    /// Serves the service's endpoints until `told_to_stop` completes, then
+    /// shuts down (`shutdown.rs`) and flushes the traces by the drain's
+    /// deadline. Returns when that is over, with that deadline: what is
+    /// left to do before the process exits (the last log lines) must be
+    /// done by then.
     pub async fn run_until(self, told_to_stop: impl Future<Output = ()>) -> Instant {
         let Self {
             config,
@@ -137,6 +146,7 @@ impl Application {
             max_connections,
             app,
             stopping,
+            traces,
         } = self;
         tracing::info!(
             address = %api.local_addr().expect("bound"),
@@ -145,6 +155,7 @@ impl Application {
                 .map(|(listener, _)| display(listener.local_addr().expect("bound"))),
             max_connections,
             max_open_files = open_files,
+            traces = traces.as_ref().map(Traces::endpoint),
             version = crate::config::VERSION,
             "serving"
         );
@@ -182,6 +193,9 @@ impl Application {
         };
         let (deadline, (), ()) =
             tokio::join!(shutdown.run(told_to_stop), api_server, metrics_server);
+        if let Some(traces) = traces {
+            traces.flush_by(deadline).await;
+        }
         deadline
     }
 }

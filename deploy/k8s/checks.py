@@ -10,6 +10,7 @@ fails and exits 1; PyYAML is its one dependency.
     checks.py once RENDERED...         each environment's rules once, one dashboard, one scrape per namespace
     checks.py environments RENDERED... each namespace's rules are those of the environment its pods carry
     checks.py release RENDERED...      every Prometheus Operator object has the same `release` label
+    checks.py tracing RENDERED         the OTLP endpoint is reachable through the NetworkPolicy, $(VARS) defined first
     checks.py selftest RENDERED CLUSTER NS
         breaks RENDERED (an overlay with its monitoring component) and
         CLUSTER (deploy/k8s/monitoring) in each way a check above exists to
@@ -230,6 +231,58 @@ def release(*paths):
     return 0
 
 
+def egress_allows(policies, namespace, port, protocol="TCP"):
+    """Whether an egress rule of `policies` admits `port` to pods of `namespace`."""
+    for policy in policies:
+        for rule in policy["spec"].get("egress", []):
+            ports = {(p.get("port"), p.get("protocol", "TCP")) for p in rule.get("ports", [])}
+            peers = [peer.get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name")
+                     for peer in rule.get("to", [])]
+            if (port, protocol) in ports and namespace in peers:
+                return True
+    return False
+
+
+def tracing(path):
+    """With an OTLP endpoint set (deploy/k8s/components/tracing): the base
+    NetworkPolicy denies all egress, so the collector's namespace and port,
+    and the cluster DNS that resolves its name, must be let through; and
+    every $(NAME) in a variable's value must name one defined before it
+    (Kubernetes leaves any other as literal text, silently)."""
+    docs = objects(path)
+    policies = [p for p in of_kind(docs, "NetworkPolicy") if "Egress" in p["spec"].get("policyTypes", [])]
+    failures = endpoints = 0
+    for deployment in of_kind(docs, "Deployment"):
+        for container in containers(deployment):
+            defined = set()
+            env = {}
+            for variable in container.get("env", []):
+                for used in re.findall(r"\$\((\w+)\)", variable.get("value", "")):
+                    if used not in defined:
+                        failures += fail(f"{container['name']}: {variable['name']} uses $({used}), not defined before it")
+                defined.add(variable["name"])
+                env[variable["name"]] = variable.get("value", "")
+            endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+            if not endpoint:
+                continue
+            endpoints += 1
+            match = re.fullmatch(r"http://([\w-]+)\.([\w-]+)\.svc(?:\.cluster\.local)?:(\d+)(/.*)?", endpoint)
+            if not match:
+                failures += fail(f"{container['name']}: {endpoint} is not http://SERVICE.NAMESPACE.svc:PORT, "
+                                 "which this check (and the component's NetworkPolicy) knows how to allow")
+                continue
+            namespace, port = match.group(2), int(match.group(3))
+            print(f"     {container['name']}: spans to {endpoint}")
+            if policies and not egress_allows(policies, namespace, port):
+                failures += fail(f"no egress rule lets the pods reach namespace {namespace} on port {port}")
+            if policies and not egress_allows(policies, "kube-system", 53, "UDP"):
+                failures += fail("no egress rule lets the pods ask the cluster DNS (kube-system, 53/UDP)")
+    if not endpoints:
+        failures += fail("no container has OTEL_EXPORTER_OTLP_ENDPOINT: traces are off")
+    return 1 if failures else 0
+
+
+
 # ---- selftest: every check catches what it exists for ----------------------
 
 def first(docs, kind):
@@ -314,7 +367,7 @@ def selftest(rendered, cluster, namespace):
 
 CHECKS = {"replicas": replicas, "probes": probes, "stop": stop, "readiness-gate": readiness_gate,
           "metrics-from": metrics_from, "once": once, "environments": environments, "release": release,
-          "selftest": selftest}
+          "tracing": tracing, "selftest": selftest}
 
 if __name__ == "__main__":
     sys.exit(CHECKS[sys.argv[1]](*sys.argv[2:]))

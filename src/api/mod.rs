@@ -3,7 +3,7 @@
 //! `tower::ServiceExt::oneshot`. For every request, whatever its endpoint:
 //!
 //! 1. it is observed (`observe.rs`: request id, access line, metrics under
-//!    its route, the headers every response carries);
+//!    its route, its trace span, the headers every response carries);
 //! 2. its path is decoded for routing (`paths.rs`) and looked up once in the
 //!    route table (`routing.rs`), built from the endpoints (`endpoints.rs`,
 //!    each declared once) and the docs (`docs.rs`);
@@ -44,6 +44,7 @@ use crate::api::observe::{Observed, Observer};
 use crate::api::routing::{Answer, Endpoints, Found, RouteTable};
 use crate::metrics::Metrics;
 use crate::shutdown::Stopping;
+use crate::traces::RequestTracer;
 
 pub use crate::api::observe::REQUEST_ID;
 
@@ -76,6 +77,8 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// Where requests are counted; `None` with `--disable-metrics`.
     pub metrics: Option<Arc<Metrics>>,
+    /// What starts each request's span; `None` with traces off.
+    pub traces: Option<RequestTracer>,
     /// The handlers' state.
     pub state: AppState,
 }
@@ -91,6 +94,7 @@ pub fn app(endpoints: Endpoints, settings: Settings) -> Result<App, String> {
         observer: Arc::new(Observer {
             metrics: settings.metrics,
             stopping: settings.state.stopping.clone(),
+            traces: settings.traces,
         }),
         table,
         state: settings.state,
@@ -152,7 +156,7 @@ impl App {
         B::Error: Into<axum::BoxError>,
     {
         let app = &*self.0;
-        let mut observed = Observed::start(&app.observer, &request);
+        let mut observed = Observed::start(&app.observer, &mut request);
         paths::decode_for_routing(&mut request);
         let mut head = false;
         let answer = match app.table.find(request.uri().path()) {

@@ -1,5 +1,6 @@
 //! What we learn from every request and add to every response: its id, its
-//! access log line and its metrics, and the headers every response carries
+//! access log line, its metrics and its trace span (when traces are on),
+//! and the headers every response carries
 //! (`Cache-Control: no-store` unless the handler chose otherwise,
 //! `Connection: close` too, once the process is shutting down).
 //!
@@ -13,13 +14,14 @@ use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
 use axum::http::header::{CACHE_CONTROL, CONNECTION, X_CONTENT_TYPE_OPTIONS};
-use axum::http::{HeaderName, HeaderValue, Method, Request, Uri};
+use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode, Uri};
 use axum::response::Response;
 
-use crate::logging::access::{self, AccessLine};
+use crate::logging::access::{self, AccessLine, TraceIds};
 use crate::logging::request_id;
 use crate::metrics::{Metrics, RouteSeries, UNMATCHED_ROUTE};
 use crate::shutdown::Stopping;
+use crate::traces::{RequestTracer, ServerSpan};
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -38,6 +40,7 @@ pub struct RouteLabel {
 pub struct Observer {
     pub metrics: Option<Arc<Metrics>>,
     pub stopping: Stopping,
+    pub traces: Option<RequestTracer>,
 }
 
 /// One request being answered.
@@ -50,10 +53,13 @@ pub struct Observed {
     uri: Uri,
     /// The route it is counted under; `None` for "unmatched".
     route: Option<Arc<RouteLabel>>,
+    span: Option<ServerSpan>,
 }
 
 impl Observed {
-    pub fn start<B>(observer: &Arc<Observer>, request: &Request<B>) -> Self {
+    /// With traces on, the request's span starts, and the request carries
+    /// its context to the handler (an `Extension<opentelemetry::Context>`).
+    pub fn start<B>(observer: &Arc<Observer>, request: &mut Request<B>) -> Self {
         let request_id = request
             .headers()
             .get(&REQUEST_ID)
@@ -63,6 +69,10 @@ impl Observed {
         if let Some(metrics) = &observer.metrics {
             metrics.request_started();
         }
+        let span = observer
+            .traces
+            .as_ref()
+            .map(|tracer| start_span(tracer, request));
         Self {
             observer: observer.clone(),
             started: Instant::now(),
@@ -70,6 +80,7 @@ impl Observed {
             method: request.method().clone(),
             uri: request.uri().clone(),
             route: None,
+            span,
         }
     }
 
@@ -89,7 +100,7 @@ impl Observed {
 
     /// Counts and logs the answer, and adds the headers every response
     /// carries.
-    pub fn finish(self, response: &mut Response) {
+    pub fn finish(mut self, response: &mut Response) {
         let elapsed = self.started.elapsed();
         let route = self
             .route
@@ -100,14 +111,22 @@ impl Observed {
         if let Some(metrics) = &self.observer.metrics {
             metrics.record(&self.method, route, series, status, elapsed);
         }
-        access::log(&AccessLine {
+        let line = AccessLine {
             method: self.method.as_str(),
             path: self.uri.path(),
             route,
             status: status.as_u16(),
             latency_us: elapsed.as_micros() as u64,
             request_id: self.request_id.to_str().unwrap_or_default(),
-        });
+            trace: None,
+        };
+        match self.span.take() {
+            None => access::log(&line),
+            Some(span) => {
+                let template = self.route.as_ref().map(|route| route.template.as_str());
+                log_and_end(span, line, template, status);
+            }
+        }
         let stopping = self.observer.stopping.is_set();
         let headers = response.headers_mut();
         headers.insert(REQUEST_ID, self.request_id.clone());
@@ -125,6 +144,33 @@ impl Observed {
             headers.insert(CONNECTION, HeaderValue::from_static("close"));
         }
     }
+}
+
+// The traced path, out of line: with traces off, what a request runs is
+// what it ran before traces existed (the hot path's inlining included:
+// docs/benchmarks.md).
+
+/// Starts the request's span; the request carries its context to the
+/// handler.
+#[inline(never)]
+fn start_span<B>(tracer: &RequestTracer, request: &mut Request<B>) -> ServerSpan {
+    let span = tracer.start(request);
+    request.extensions_mut().insert(span.context().clone());
+    span
+}
+
+/// The access line with the span's ids, then the span's end.
+#[inline(never)]
+fn log_and_end(span: ServerSpan, line: AccessLine<'_>, route: Option<&str>, status: StatusCode) {
+    let ids = span.ids();
+    access::log(&AccessLine {
+        trace: Some(TraceIds {
+            trace_id: ids.trace_id(),
+            span_id: ids.span_id(),
+        }),
+        ..line
+    });
+    span.finish(route, status);
 }
 
 /// Finished or not (a client that goes away drops its request's future),

@@ -32,6 +32,14 @@ pub struct AccessLine<'a> {
     pub status: u16,
     pub latency_us: u64,
     pub request_id: &'a str,
+    /// The request's trace and span, when traces are on.
+    pub trace: Option<TraceIds<'a>>,
+}
+
+/// A trace id and a span id, in lowercase hex.
+pub struct TraceIds<'a> {
+    pub trace_id: &'a str,
+    pub span_id: &'a str,
 }
 
 struct Installed {
@@ -66,6 +74,8 @@ pub fn log(line: &AccessLine<'_>) {
             status = line.status,
             latency_us = line.latency_us,
             request_id = line.request_id,
+            trace_id = line.trace.as_ref().map(|ids| ids.trace_id),
+            span_id = line.trace.as_ref().map(|ids| ids.span_id),
         );
         return;
     };
@@ -84,13 +94,18 @@ fn write(out: &mut Vec<u8>, format: LogFormat, line: &AccessLine<'_>) {
     let mut written = Line::start(out, format, Level::INFO, TARGET);
     // None of these can hold a control character: a method is a token, the
     // `http` crate refuses control bytes in a path, routes are our
-    // templates, and request ids are printable ASCII (`api::observe`).
+    // templates, request ids are printable ASCII (`api::observe`), and
+    // trace and span ids are hex.
     written.plain_str(key!("method"), line.method);
     written.plain_str(key!("path"), line.path);
     written.plain_str(key!("route"), line.route);
     written.key_int(key!("status"), line.status);
     written.key_int(key!("latency_us"), line.latency_us);
     written.plain_str(key!("request_id"), line.request_id);
+    if let Some(ids) = &line.trace {
+        written.plain_str(key!("trace_id"), ids.trace_id);
+        written.plain_str(key!("span_id"), ids.span_id);
+    }
     written.finish();
 }
 
@@ -109,19 +124,28 @@ mod tests {
         status: 200,
         latency_us: 73,
         request_id: "a\"b\\c",
+        trace: None,
+    };
+
+    const TRACED: AccessLine<'static> = AccessLine {
+        trace: Some(TraceIds {
+            trace_id: "0af7651916cd43dd8448eb211c80319c",
+            span_id: "b7ad6b7169203331",
+        }),
+        ..LINE
     };
 
     /// The line as written directly, and as `tracing` gets it before
     /// `install` (through our layer), timestamps cut out.
-    fn both(format: LogFormat) -> (String, String) {
+    fn both(format: LogFormat, line: &AccessLine<'_>) -> (String, String) {
         let output = Output::default();
         let (buffer, flusher) = log_buffer(output.clone());
         let subscriber = tracing_subscriber::registry().with(LineLayer::new(buffer, format));
-        tracing::subscriber::with_default(subscriber, || log(&LINE));
+        tracing::subscriber::with_default(subscriber, || log(line));
         drop(flusher);
         let through_tracing = output.text();
         let mut out = Vec::new();
-        write(&mut out, format, &LINE);
+        write(&mut out, format, line);
         let cut =
             |line: &str| line.replacen(&line[line.find("202").expect("a date")..][..27], "TS", 1);
         (
@@ -133,12 +157,30 @@ mod tests {
     #[test]
     fn the_access_line_is_the_same_written_directly_or_through_tracing() {
         for format in [LogFormat::Text, LogFormat::Json] {
-            let (direct, through_tracing) = both(format);
-            assert_eq!(direct, through_tracing, "{format:?}");
+            for line in [&LINE, &TRACED] {
+                let (direct, through_tracing) = both(format, line);
+                assert_eq!(direct, through_tracing, "{format:?}");
+            }
         }
-        let (json, _) = both(LogFormat::Json);
+        let (json, _) = both(LogFormat::Json, &LINE);
         let parsed: serde_json::Value = serde_json::from_str(&json).expect("JSON");
         assert_eq!(parsed["request_id"], "a\"b\\c");
         assert_eq!(parsed["status"], 200);
+        assert!(parsed.get("trace_id").is_none());
+    }
+
+    #[test]
+    fn a_traced_request_logs_its_trace_and_span_ids() {
+        let (json, _) = both(LogFormat::Json, &TRACED);
+        let parsed: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+        assert_eq!(parsed["trace_id"], "0af7651916cd43dd8448eb211c80319c");
+        assert_eq!(parsed["span_id"], "b7ad6b7169203331");
+        let (text, _) = both(LogFormat::Text, &TRACED);
+        assert!(
+            text.ends_with(
+                " request_id=a\"b\\c trace_id=0af7651916cd43dd8448eb211c80319c span_id=b7ad6b7169203331\n"
+            ),
+            "{text}"
+        );
     }
 }

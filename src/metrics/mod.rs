@@ -21,6 +21,7 @@ use prometheus::{
 
 use crate::http::connections::{ConnectionCounts, ConnectionError, ConnectionMetrics};
 use crate::metrics::memory_limit::MemoryLimit;
+use crate::traces::SpanCounts;
 
 /// Upper bounds, in seconds: from well under a millisecond (our usual
 /// answer) up to the default request timeout.
@@ -197,6 +198,27 @@ impl Metrics {
                     .with_label_values(&[listener, reason.label()])
             })
             .collect()
+    }
+
+    /// What the trace exporter counts, registered when traces are on (so
+    /// that `/metrics` says nothing of traces when they are off).
+    pub fn trace_spans(&self) -> SpanCounts {
+        let spans = IntCounterVec::new(
+            Opts::new(
+                "api_trace_spans_total",
+                "Trace spans of answered requests, by outcome: exported (the collector took them), failed (their export failed or timed out), dropped (the export queue was full: the collector is down, slow or refusing).",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        self.registry
+            .register(Box::new(spans.clone()))
+            .expect("registered once");
+        SpanCounts {
+            exported: spans.with_label_values(&["exported"]),
+            failed: spans.with_label_values(&["failed"]),
+            dropped: spans.with_label_values(&["dropped"]),
+        }
     }
 
     /// A request is being answered: counted in flight until

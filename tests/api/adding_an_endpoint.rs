@@ -249,8 +249,13 @@ async fn the_example_answers_and_refuses_bad_input_like_fastapi() {
     assert_eq!(slash.header("location"), Some("/greeting?name=A&times=1"));
 }
 
-#[tokio::test]
+// Tokio's timers fire on whole milliseconds: on a real clock the 1 µs
+// timeout and the handler's 1 ms sleep can expire on the same tick (a
+// loaded machine oversleeps), and the handler, polled first, wins (200).
+// A paused clock half a millisecond past a tick puts them on two ticks.
+#[tokio::test(start_paused = true)]
 async fn the_example_is_timed_out_like_every_endpoint() {
+    tokio::time::advance(Duration::from_micros(500)).await;
     let app = app_with_routes(with_the_example(), Duration::from_micros(1));
     let answer = call(app, Method::GET, "/greeting?name=Ada&times=1").await;
     assert_eq!(

@@ -134,6 +134,11 @@ fn help_lists_every_option_with_its_environment_variable() {
         ("--shutdown-timeout", "API_SHUTDOWN_TIMEOUT"),
         ("--write-timeout", "API_WRITE_TIMEOUT"),
         ("--metrics-linger", "API_METRICS_LINGER"),
+        (
+            "--otlp-traces-endpoint",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        ),
+        ("--otlp-endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT"),
     ] {
         assert!(help.contains(option), "{option} in\n{help}");
         assert!(

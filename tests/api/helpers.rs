@@ -113,6 +113,7 @@ fn in_process(
     let settings = Settings {
         request_timeout,
         metrics,
+        traces: None,
         state,
     };
     service::app(endpoints, settings).expect("valid endpoints")

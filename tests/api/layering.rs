@@ -8,7 +8,7 @@ use std::path::Path;
 /// below its own (not of its own: those are independent of each other).
 const LAYERS: &[&[&str]] = &[
     &["config", "shutdown"],
-    &["http", "logging"],
+    &["http", "logging", "traces"],
     &["metrics"],
     &["api", "healthcheck"],
     &["startup"],

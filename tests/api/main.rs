@@ -10,3 +10,4 @@ mod layering;
 mod metrics;
 mod parity;
 mod server;
+mod traces;

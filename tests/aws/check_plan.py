@@ -5,15 +5,18 @@ promises, read from what Terraform would create.
     python3 tests/aws/check_plan.py --registry-only PLAN.json
     python3 tests/aws/check_plan.py --fargate-spot PLAN.json BASE ON_DEMAND_WEIGHT SPOT_WEIGHT
     python3 tests/aws/check_plan.py --trust PLAN.json ENVIRONMENT OPERATOR SUBJECT
+    python3 tests/aws/check_plan.py --xray-tracing PLAN.json SAMPLING_RATIO
 
 The second form checks the bootstrap's first plan (deploy/aws/bootstrap.sh
 ROOT registry): the repository and the role, and nothing that runs the
 image; the third, a plan with fargate_spot set; the fourth, that the
-release role trusts exactly SUBJECT (OPERATOR StringEquals or StringLike).
-Prints one line per check and "N passed, N failed"; exits 1 on a failure.
+release role trusts exactly SUBJECT (OPERATOR StringEquals or StringLike);
+the fifth, a plan with xray_tracing = true. Prints one line per check and
+"N passed, N failed"; exits 1 on a failure.
 """
 
 import json
+import re
 import sys
 
 
@@ -166,6 +169,10 @@ def checks(plan, environment, github_environment):
         (r["from_port"], r.get("cidr_ipv4") or r.get("cidr_ipv6")) for r in ingress(443) + ingress(80)) == [
         (80, "0.0.0.0/0"), (80, "::/0"), (443, "0.0.0.0/0"), (443, "::/0")]
     yield "log group: retention set", lambda: plan.one("aws_cloudwatch_log_group")["retention_in_days"] > 0
+    yield "traces off by default: one container, no OTEL_* variable, no X-Ray policy", lambda: (
+        len(json.loads(task()["container_definitions"])) == 1
+        and not any(name.startswith("OTEL_") for name in environ())
+        and not [r for r in plan.all("aws_iam_role_policy") if r["name"] == "xray-write"])
     # First-apply races: nothing else orders these.
     yield "task definition waits for the execution role's policy (the first tasks pull with it)", lambda: (
         "aws_iam_role_policy_attachment.execution" in plan.depends_on["aws_ecs_task_definition.this"])
@@ -217,6 +224,54 @@ def spot_checks(path, base, on_demand_weight, spot_weight):
         "runtime_platform"][0]["cpu_architecture"] == "X86_64"
 
 
+# The collector sidecar of xray_tracing, as modules/service/ecs.tf runs it.
+COLLECTOR = "aws-otel-collector"
+COLLECTOR_IMAGE = "public.ecr.aws/aws-observability/aws-otel-collector"
+
+
+def xray_checks(path, sampling_ratio):
+    """A plan with xray_tracing = true and xray_sampling_ratio = SAMPLING_RATIO."""
+    plan = Plan(path)
+    containers = lambda: {c["name"]: c for c in json.loads(plan.one("aws_ecs_task_definition")["container_definitions"])}
+    api = lambda: containers()["api"]
+    collector = lambda: containers()[COLLECTOR]
+    environ = lambda: {e["name"]: e["value"] for e in api()["environment"]}
+    task_role = lambda: next(r for r in plan.all("aws_iam_role") if r["name"].endswith("-task"))
+    xray_policy = lambda: json.loads(next(
+        r for r in plan.all("aws_iam_role_policy") if r["name"] == "xray-write")["policy"])
+    yield "X-Ray: the task runs the api and the ADOT collector", lambda: sorted(containers()) == ["api", COLLECTOR]
+    yield "X-Ray: the collector's image is AWS's, pinned by version or digest", lambda: re.fullmatch(
+        re.escape(COLLECTOR_IMAGE) + r"(:v\d+\.\d+\.\d+)?(@sha256:[0-9a-f]{64})?", collector()["image"]) and (
+        collector()["image"] != COLLECTOR_IMAGE)
+    yield "X-Ray: the collector runs its built-in ECS X-Ray pipeline", lambda: collector()["command"] == [
+        "--config=/etc/ecs/ecs-xray.yaml"]
+    yield "X-Ray: the api is essential, the collector is not (a failed collector costs traces, not requests)", lambda: (
+        api()["essential"] is True and collector()["essential"] is False)
+    yield "X-Ray: the api starts once the collector has, so ECS stops it first (its last spans reach the collector)", lambda: (
+        api()["dependsOn"] == [{"containerName": COLLECTOR, "condition": "START"}])
+    yield "X-Ray: the collector's root filesystem is read-only, every capability dropped", lambda: (
+        collector()["readonlyRootFilesystem"] is True
+        and collector()["linuxParameters"]["capabilities"]["drop"] == ["ALL"])
+    yield "X-Ray: the collector has a health check and logs to CloudWatch Logs", lambda: (
+        collector()["healthCheck"]["command"] == ["CMD", "/healthcheck"]
+        and collector()["logConfiguration"]["logDriver"] == "awslogs")
+    yield "X-Ray: the api exports to the collector on 127.0.0.1:4318 (OTLP/HTTP, inside the task)", lambda: (
+        environ()["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://127.0.0.1:4318")
+    yield "X-Ray: the service is named, the environment said", lambda: (
+        environ()["OTEL_SERVICE_NAME"] == "api"
+        and environ()["OTEL_RESOURCE_ATTRIBUTES"].startswith("deployment.environment.name="))
+    yield f"X-Ray: parent-based ratio sampling at {sampling_ratio}", lambda: (
+        environ()["OTEL_TRACES_SAMPLER"] == "parentbased_traceidratio"
+        and float(environ()["OTEL_TRACES_SAMPLER_ARG"]) == float(sampling_ratio))
+    yield "X-Ray: the task role may put trace segments and telemetry records, and nothing else", lambda: [
+        (sorted(statement["Action"]), statement["Effect"], statement["Resource"])
+        for statement in xray_policy()["Statement"]] == [
+        (["xray:PutTelemetryRecords", "xray:PutTraceSegments"], "Allow", "*")]
+    yield "X-Ray: the task role's description says so", lambda: "X-Ray" in task_role()["description"]
+    yield "X-Ray: the task definition waits for the X-Ray policy (the first tasks send with it)", lambda: (
+        "aws_iam_role_policy.xray" in plan.depends_on["aws_ecs_task_definition.this"])
+
+
 def main(path, environment, github_environment):
     plan = Plan(path)
     return run(checks(plan, environment, github_environment), environment)
@@ -243,4 +298,6 @@ if __name__ == "__main__":
         sys.exit(run(trust_checks(*sys.argv[2:6]), "trust"))
     if sys.argv[1] == "--fargate-spot":
         sys.exit(run(spot_checks(sys.argv[2], *map(int, sys.argv[3:6])), "Fargate Spot"))
+    if sys.argv[1] == "--xray-tracing":
+        sys.exit(run(xray_checks(sys.argv[2], sys.argv[3]), "X-Ray"))
     sys.exit(main(*sys.argv[1:4]))

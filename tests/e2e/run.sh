@@ -2,7 +2,7 @@
 # The hardening suite: the release binary under contract fuzzing, a real
 # browser, SIGTERM under load, a slowloris crowd, a slow-read crowd, httplint
 # on every kind of answer, liveness and readiness probes at the connection
-# limit, 10,000 connections under a
+# limit, traces to a real OpenTelemetry collector, 10,000 connections under a
 # container's open-files limit, the connection limit, rolling restarts
 # behind HAProxy and a soak, plus the supply-chain checks. Installs what it
 # needs; docs/reliability.md says how long it took last.
@@ -33,6 +33,9 @@ apt_tool node nodejs
 apt_tool npm
 SCHEMATHESIS=$(python_tool schemathesis schemathesis==4.32.5)/schemathesis
 HTTPLINT_PYTHON=$(python_tool httplint httplint==2026.10.4)/python
+# PyPI's rotel ships the collector binary inside the package.
+ROTEL_PYTHON=$(python_tool rotel rotel==0.0.1a15)/python
+ROTEL_AGENT=$("$ROTEL_PYTHON" -c 'import pathlib, rotel; print(pathlib.Path(rotel.__file__).parent / "rotel-agent")')
 if [[ ! -f $CACHE_DIR/node/node_modules/playwright-core/package.json ]]; then
   log "installing playwright-core (npm, into $CACHE_DIR/node)"
   npm install --silent --no-audit --no-fund --prefix "$CACHE_DIR/node" playwright-core@1.65.1 >&2
@@ -98,6 +101,10 @@ check "the excess waits unanswered, memory flat, then every client is served" \
 log "probes: liveness green for a minute at the connection limit and through the drain; readiness red"
 check "kubelet liveness, api healthcheck --url and plain api healthcheck green; readiness red; metrics up while draining" \
   python3 "$E2E/probes.py" "$API"
+
+log "traces: OTLP/HTTP to a real collector (rotel)"
+check "trace continued with the HTTP conventions; new roots; sampling 0; collector down or hung changes nothing; SIGTERM flushes" \
+  python3 "$E2E/traces.py" "$API" "$ROTEL_AGENT"
 
 log "rolling restart of 3 replicas behind HAProxy, under load"
 check "balancer retries failed connects and empty answers: 0 requests fail" \

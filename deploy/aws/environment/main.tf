@@ -40,4 +40,6 @@ module "service" {
   deletion_protection        = var.deletion_protection
   log_retention_days         = var.log_retention_days
   fargate_spot               = var.fargate_spot
+  xray_tracing               = var.xray_tracing
+  xray_sampling_ratio        = var.xray_sampling_ratio
 }

@@ -144,3 +144,15 @@ variable "fargate_spot" {
   })
   default = null
 }
+
+variable "xray_tracing" {
+  description = "Run the ADOT collector sidecar and send the api's traces to X-Ray (off by default). See modules/service and docs/tracing.md."
+  type        = bool
+  default     = false
+}
+
+variable "xray_sampling_ratio" {
+  description = "With xray_tracing: the share of new traces recorded."
+  type        = number
+  default     = 0.05
+}

@@ -16,6 +16,7 @@ locals {
   task_role_name      = "${var.name}-${var.environment}-task"
   api_port            = 8000
   metrics_port        = 9000
+  collector_name      = "aws-otel-collector"
 
   # The task sizes Fargate offers on Linux: memory (MiB) for each CPU value.
   # AWS: https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task_definition_parameters.html#task_size
@@ -29,6 +30,53 @@ locals {
     "4096"  = range(8192, 30721, 1024)
     "8192"  = range(16384, 61441, 4096)
     "16384" = range(32768, 122881, 8192)
+  }
+}
+
+# xray_tracing: AWS's ADOT collector beside the api. The task's containers
+# share one network namespace, so the api exports to 127.0.0.1:4318
+# (OTLP/HTTP, plain: it never leaves the task), and the collector signs and
+# sends the spans to X-Ray with the task role (iam.tf). Its built-in
+# /etc/ecs/ecs-xray.yaml receives OTLP, adds the ECS resource attributes,
+# batches and exports to X-Ray; nothing else (AWS Distro for OpenTelemetry,
+# "Setting up the ADOT Collector in Amazon ECS"). Not essential: a collector
+# that dies costs traces, never requests (the api counts what it could not
+# send, api_trace_spans_total). The api depends on its start, so that ECS
+# stops the two in the reverse order (the ECS API reference,
+# ContainerDependency): the collector is still there to take the spans the
+# api flushes at the end of its drain.
+locals {
+  tracing_environment = var.xray_tracing ? [
+    { name = "OTEL_EXPORTER_OTLP_ENDPOINT", value = "http://127.0.0.1:4318" },
+    { name = "OTEL_SERVICE_NAME", value = var.name },
+    { name = "OTEL_RESOURCE_ATTRIBUTES", value = "deployment.environment.name=${var.environment}" },
+    { name = "OTEL_TRACES_SAMPLER", value = "parentbased_traceidratio" },
+    { name = "OTEL_TRACES_SAMPLER_ARG", value = tostring(var.xray_sampling_ratio) },
+  ] : []
+  collector = {
+    name      = local.collector_name
+    image     = var.adot_collector_image
+    essential = false
+    command   = ["--config=/etc/ecs/ecs-xray.yaml"]
+    # The image's own user (aoc); it writes nothing to disk.
+    readonlyRootFilesystem = true
+    linuxParameters        = { capabilities = { drop = ["ALL"] } }
+    # The image's probe of the collector's health_check extension (13133).
+    healthCheck = {
+      command     = ["CMD", "/healthcheck"]
+      interval    = 10
+      timeout     = 5
+      retries     = 3
+      startPeriod = 10
+    }
+    logConfiguration = {
+      logDriver = "awslogs"
+      options = {
+        awslogs-group         = aws_cloudwatch_log_group.this.name
+        awslogs-region        = data.aws_region.current.name
+        awslogs-stream-prefix = local.collector_name
+      }
+    }
   }
 }
 
@@ -61,7 +109,7 @@ resource "aws_ecs_task_definition" "this" {
     cpu_architecture        = "X86_64"
   }
 
-  container_definitions = jsonencode([{
+  container_definitions = jsonencode(concat([{
     name      = var.name
     image     = "${var.image}:${var.image_tag}"
     essential = true
@@ -73,7 +121,7 @@ resource "aws_ecs_task_definition" "this" {
       { name = "http", containerPort = local.api_port, protocol = "tcp" },
       { name = "metrics", containerPort = local.metrics_port, protocol = "tcp" },
     ]
-    environment = [
+    environment = concat([
       # The ports the container maps, said once more: `api healthcheck`
       # (the health check below) reads them to find the server.
       { name = "PORT", value = tostring(local.api_port) },
@@ -83,7 +131,7 @@ resource "aws_ecs_task_definition" "this" {
       { name = "API_HEADER_READ_TIMEOUT", value = "${var.idle_timeout + 5}s" },
       { name = "API_SHUTDOWN_TIMEOUT", value = "${var.shutdown_timeout}s" },
       { name = "API_MAX_CONNECTIONS", value = tostring(var.max_connections) },
-    ]
+    ], local.tracing_environment)
     # Liveness: ECS replaces a task whose container fails this. ECS wants
     # "CMD" first; the image has no shell, the binary probes itself (on the
     # metrics port, outside the connection limit). ECS replaces a task that
@@ -99,6 +147,7 @@ resource "aws_ecs_task_definition" "this" {
     }
     # SIGTERM to SIGKILL: room for the drain.
     stopTimeout = var.shutdown_timeout + 10
+    dependsOn   = var.xray_tracing ? [{ containerName = local.collector_name, condition = "START" }] : null
     logConfiguration = {
       logDriver = "awslogs"
       options = {
@@ -107,11 +156,12 @@ resource "aws_ecs_task_definition" "this" {
         awslogs-stream-prefix = var.name
       }
     }
-  }])
+  }], [for collector in [local.collector] : collector if var.xray_tracing]))
 
   # The first tasks start only once the execution role may pull the image
-  # and write logs: IAM attaches the policy after the role exists.
-  depends_on = [aws_iam_role_policy_attachment.execution]
+  # and write logs, and the collector send to X-Ray: IAM attaches the
+  # policies after the roles exist.
+  depends_on = [aws_iam_role_policy_attachment.execution, aws_iam_role_policy.xray]
 }
 
 # Fargate Spot, when asked for: the cluster offers both capacity providers

@@ -1,6 +1,7 @@
 # Two roles, as ECS separates them: the execution role lets the ECS agent
 # pull the image and write the logs; the task role is what the api itself
-# may do in AWS, which is nothing (it calls no AWS API).
+# may do in AWS, which is nothing (it calls no AWS API), and, with
+# xray_tracing, what its collector sidecar needs to send spans to X-Ray.
 
 data "aws_partition" "current" {}
 
@@ -32,6 +33,26 @@ resource "aws_iam_role_policy_attachment" "execution" {
 
 resource "aws_iam_role" "task" {
   name               = local.task_role_name
-  description        = "The api's own AWS permissions: none"
+  description        = var.xray_tracing ? "The api's own AWS permissions: none; its ADOT collector's: X-Ray writes" : "The api's own AWS permissions: none"
   assume_role_policy = data.aws_iam_policy_document.ecs_tasks.json
+}
+
+# What the ADOT collector's X-Ray exporter calls: segments, and its own
+# telemetry records. X-Ray's sampling calls (GetSampling*) are left out:
+# the api samples itself (OTEL_TRACES_SAMPLER). These actions name no
+# resource (the Service Authorization Reference lists none for them),
+# hence "*".
+data "aws_iam_policy_document" "xray" {
+  statement {
+    sid       = "SendSpansToXRay"
+    actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+    resources = ["*"]
+  }
+}
+
+resource "aws_iam_role_policy" "xray" {
+  count  = var.xray_tracing ? 1 : 0
+  name   = "xray-write"
+  role   = aws_iam_role.task.id
+  policy = data.aws_iam_policy_document.xray.json
 }

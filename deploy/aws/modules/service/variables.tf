@@ -250,3 +250,29 @@ variable "fargate_spot" {
     error_message = "fargate_spot needs deregistration_delay under 120 s: Spot tasks stop two minutes after their warning."
   }
 }
+
+variable "xray_tracing" {
+  description = "Run AWS's ADOT collector beside the api in every task: the api exports its spans to it over OTLP/HTTP on 127.0.0.1:4318, and it sends them to X-Ray; the task role gets X-Ray's write permissions. Off: no sidecar, and the api exports no traces (docs/tracing.md)."
+  type        = bool
+  default     = false
+}
+
+variable "xray_sampling_ratio" {
+  description = "With xray_tracing: the share of new traces recorded (OTEL_TRACES_SAMPLER_ARG of parentbased_traceidratio; a caller's sampled trace is always continued). X-Ray charges per trace recorded."
+  type        = number
+  default     = 0.05
+  validation {
+    condition     = var.xray_sampling_ratio >= 0 && var.xray_sampling_ratio <= 1
+    error_message = "xray_sampling_ratio must be between 0 and 1."
+  }
+}
+
+variable "adot_collector_image" {
+  description = "The ADOT collector image of the xray_tracing sidecar, pinned (a version tag, or better a digest: docs/tracing.md)."
+  type        = string
+  default     = "public.ecr.aws/aws-observability/aws-otel-collector:v0.49.0"
+  validation {
+    condition     = can(regex("^[^:@]+(:v[0-9]+\\.[0-9]+\\.[0-9]+)?(@sha256:[0-9a-f]{64})?$", var.adot_collector_image)) && can(regex("(:v[0-9]|@sha256:)", var.adot_collector_image))
+    error_message = "adot_collector_image must be pinned: a version tag (:v0.49.0) or a digest (@sha256:...), never latest."
+  }
+}
