@@ -65,6 +65,7 @@ RUN cargo install --locked --quiet "cargo-auditable@${CARGO_AUDITABLE_VERSION}" 
 # else, so that the choice can be checked without building anything
 # (`--platform linux/arm64 --target rust-target`, scripts/test-images.sh).
 FROM toolchain AS rust-target
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 ARG TARGETARCH
 ARG BUILDARCH
 RUN case "$TARGETARCH" in \
@@ -72,13 +73,12 @@ RUN case "$TARGETARCH" in \
       arm64) rust_target=aarch64-unknown-linux-gnu gnu=aarch64-linux-gnu ;; \
       *) echo "error: no Rust target for TARGETARCH=$TARGETARCH: linux/amd64 and linux/arm64 are built" >&2; exit 1 ;; \
     esac \
- && variable=${rust_target^^} && variable=${variable//-/_} \
  && { echo "RUST_TARGET=$rust_target"; \
       if [ "$TARGETARCH" = "$BUILDARCH" ]; then \
         echo "CROSS_PACKAGES="; \
       else \
-        echo "CROSS_PACKAGES='gcc-${gnu//_/-} libc6-dev-$TARGETARCH-cross'"; \
-        echo "export CARGO_TARGET_${variable}_LINKER=$gnu-gcc CC_${rust_target//-/_}=$gnu-gcc"; \
+        echo "CROSS_PACKAGES='gcc-$(echo "$gnu" | tr _ -) libc6-dev-$TARGETARCH-cross'"; \
+        echo "export CARGO_TARGET_$(echo "$rust_target" | tr a-z- A-Z_)_LINKER=$gnu-gcc CC_$(echo "$rust_target" | tr - _)=$gnu-gcc"; \
       fi; } >/etc/rust-target.env \
  && sed 's/^/rust-target.env: /' /etc/rust-target.env
 
@@ -86,6 +86,7 @@ RUN case "$TARGETARCH" in \
 # The packages are Debian 12's current ones (unpinned, as the debug tools
 # below): the SBOM records the glibc version they link in.
 FROM rust-target AS cross-toolchain
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # hadolint ignore=DL3008,SC1091
 RUN . /etc/rust-target.env \
  && if [ -n "$CROSS_PACKAGES" ]; then \
@@ -191,8 +192,10 @@ FROM ${RUNTIME_IMAGE}${RUNTIME_DIGEST:+@${RUNTIME_DIGEST}} AS runtime
 # The SBOM (docs/supply-chain.md): the crates of the binary, from
 # cargo-cyclonedx for the same target and features; the Debian packages of
 # the image, from its dpkg status (distroless keeps one file per package in
-# /var/lib/dpkg/status.d); and the glibc and libgcc that the static link
-# copied into the binary, from the toolchain's dpkg status. Reproducible:
+# /var/lib/dpkg/status.d); and what the static link copied into the binary:
+# glibc and libgcc, from the toolchain's dpkg status, and Rust's standard
+# library, of the toolchain's version (staging also lists the toolchain
+# itself, which it carries). Reproducible:
 # its time is CREATED's and its serial number a UUID derived from what it
 # describes, so the same commit and arguments give the same bytes.
 FROM toolchain AS sbom-tools
@@ -216,6 +219,7 @@ COPY --from=builder /usr/lib/os-release /os-release
 FROM dpkg-of-${SBOM_OF} AS dpkg-of-image
 
 FROM sbom-tools AS sbom-build
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY src ./src
 COPY --from=rust-target /etc/rust-target.env /etc/rust-target.env
@@ -284,15 +288,19 @@ RUN . /etc/rust-target.env \
                        {name: "api:revision", value: $revision}, {name: "api:source", value: $source}]} \
       | ($image_packages[0] | map(deb("the image"; $image_distro))) as $debs \
       | ($static_packages[0] | map(deb("linked statically into /usr/local/bin/api"; $toolchain_distro))) as $static \
+      | [{type: "library", "bom-ref": "rust-std", name: "rust-std", version: $rust, \
+          description: "the Rust standard library (std, core, alloc) of the toolchain that compiled the binary", \
+          purl: ("pkg:generic/rust-std@" + $rust), \
+          properties: [{name: "api:package-of", value: "linked statically into /usr/local/bin/api"}]}] as $std \
       | ([{type: "application", "bom-ref": "rust-toolchain", name: "rust", version: $rust, \
            purl: ("pkg:generic/rust@" + $rust), properties: [{name: "api:package-of", value: "the image"}]}] \
          | if $image == "staging" then . else [] end) as $toolchain \
       | .components = [$crate + {hashes: [{alg: "SHA-256", content: $sha256}], \
                                  properties: [{name: "api:path", value: "/usr/local/bin/api"}]}] \
-                      + .components + $debs + $static + $toolchain \
+                      + .components + $debs + $static + $std + $toolchain \
       | .dependencies += [ \
           {ref: "image", dependsOn: ([$crate["bom-ref"]] + ($debs + $toolchain | map(.["bom-ref"])))}, \
-          {ref: $crate["bom-ref"], dependsOn: ($static | map(.["bom-ref"]))}] \
+          {ref: $crate["bom-ref"], dependsOn: ($static + $std | map(.["bom-ref"]))}] \
       | .dependencies |= (group_by(.ref) | map({ref: .[0].ref, dependsOn: (map(.dependsOn // []) | add | unique)}))' \
  && jq --sort-keys "$program" \
       --arg created "$CREATED" --arg serial "urn:uuid:$serial" --arg image "$SBOM_OF" \

@@ -1,7 +1,7 @@
 """Checks an SBOM made by the Dockerfile's `sbom` target.
 
     python3 check_sbom.py SBOM AUDIT_JSON DPKG_DIR --image production --platform linux/amd64 \
-        --revision SHA --source URL --binary-sha256 HEX
+        --revision SHA --source URL --binary-sha256 HEX --rust 1.95
 
   - valid CycloneDX 1.5 JSON, by the schema (cyclonedx-python-lib's strict
     validator, the CycloneDX project's own library);
@@ -12,7 +12,8 @@
     (image, platform, revision);
   - every Debian package of the image's dpkg database (DPKG_DIR: the
     image's status file or status.d records) with its exact version, as a
-    pkg:deb purl, and glibc and libgcc's static libraries, the static link's;
+    pkg:deb purl; glibc and libgcc's static libraries and Rust's standard
+    library (--rust: the toolchain's version), what the static link copied in;
   - its serial number the documented UUIDv5, so that it names what it
     describes and a rebuild gives the same one.
 Prints one line per check and "N passed, M failed"; exits 1 on a failure.
@@ -46,7 +47,7 @@ def main():
     parser = argparse.ArgumentParser()
     for positional in ("sbom", "audit", "dpkg"):
         parser.add_argument(positional)
-    for option in ("--image", "--platform", "--revision", "--source", "--binary-sha256"):
+    for option in ("--image", "--platform", "--revision", "--source", "--binary-sha256", "--rust"):
         parser.add_argument(option, required=True)
     args = parser.parse_args()
     with open(args.sbom) as file:
@@ -104,6 +105,11 @@ def main():
     upstream = [c["purl"] for (n, _), (_, c) in debs.items() if n.startswith("libc6-dev")]
     check(all("upstream=glibc" in p for p in upstream), "... glibc's purl names its source package (upstream=glibc)",
           upstream)
+
+    std = [c.get("version", "") for c in components if c.get("name") == "rust-std"
+           and {"name": "api:package-of", "value": "linked statically into /usr/local/bin/api"} in c.get("properties", [])]
+    check(len(std) == 1 and std[0].startswith(args.rust + "."),
+          f"Rust's standard library, linked in statically: rust-std {', '.join(std)} (the Dockerfile's Rust {args.rust})")
 
     name = f"{args.source or 'api'}/sbom/{args.revision}/{args.image}/{args.platform}/{args.binary_sha256}"
     serial = f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, name)}"
