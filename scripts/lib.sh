@@ -85,6 +85,33 @@ cargo_tool() {
   printf '%s\n' "$root/bin/$1"
 }
 
+# advisory_db DIR: the RustSec advisory database, as a git repository in DIR
+# (cargo-deny and cargo-audit open it with git): a fresh clone of the live
+# one where GitHub answers, else the offline snapshot (ADVISORY_SNAPSHOT,
+# default ../shared/advisory-db, a copy without history) committed into a
+# throwaway repository. ADVISORY_DB=live or =snapshot forces either: on
+# GitHub, live, so that nothing older is ever used there. Sets
+# ADVISORY_DB_SAID: which database, of what commit and date.
+advisory_db() {
+  local dir=$1 live=https://github.com/rustsec/advisory-db mode=${ADVISORY_DB:-auto} snapshot
+  snapshot=$(realpath -m "${ADVISORY_SNAPSHOT:-$REPO_ROOT/../shared/advisory-db}")
+  apt_tool git
+  if [[ $mode != snapshot ]] && timeout 120 git clone -q --depth 1 "$live" "$dir" 2>/dev/null; then
+    ADVISORY_DB_SAID="the live RustSec database, $live at commit $(git -C "$dir" log -1 --format='%h of %cs')"
+  elif [[ $mode == live ]]; then
+    die "ADVISORY_DB=live, but $live cannot be cloned"
+  elif [[ -d $snapshot/crates ]]; then
+    cp -r "$snapshot" "$dir"
+    git -C "$dir" init -q -b main
+    git -C "$dir" add -A
+    git -C "$dir" -c user.name=snapshot -c user.email=snapshot@invalid commit -q -m "RustSec snapshot"
+    # shellcheck disable=SC2034 # for the scripts that source this file
+    ADVISORY_DB_SAID="the offline snapshot in $snapshot, $(sed -n 's/.*as of its commit \([0-9a-f]\{7\}\)[0-9a-f]* (\([0-9-]*\)).*/commit \1 of \2/p' "$snapshot/SNAPSHOT.md"): only as current as that date"
+  else
+    die "neither the live RustSec database ($live) nor a snapshot ($snapshot) can be read"
+  fi
+}
+
 # Starts the Docker engine and makes the base images available: through the
 # container kit where there is one, else the engine must already run.
 docker_up() {
