@@ -218,6 +218,49 @@ check "production: the binary carries its crate list (rust-audit-info reads it)"
 check "production: ... and it is Cargo.lock's dependency graph for the shipped features" \
   python3 tests/supply_chain/audit_data.py "$WORK/audit.json" "$WORK/metadata.json"
 
+log "the SBOM of each image (docker build --target sbom), against the image"
+SUPPLY=$(python_tool supply-chain "cyclonedx-python-lib[json-validation]==11.12.0" "oras==0.2.43")
+# sbom_describes NAME DPKG_PATH: NAME's SBOM, built as NAME was (no build
+# arguments), lists what the image holds: its binary's crates and hash, the
+# Debian packages of its dpkg database (DPKG_PATH, copied out of the image).
+sbom_describes() {
+  local name=$1 dpkg=$2 container copied
+  image_sbom "$WORK/$name.cdx.json" "$name" . ${BASE_IMAGE_ARGS[@]+"${BASE_IMAGE_ARGS[@]}"} \
+    --progress=plain >"$WORK/sbom-$name.log" 2>&1 || { tail -n 20 "$WORK/sbom-$name.log" >&2; return 1; }
+  mkdir -p "$WORK/dpkg-$name"
+  container=$("$DOCKER" create "$(image "$name")" /x)
+  "$DOCKER" cp "$container:$dpkg" - | tar -x -C "$WORK/dpkg-$name"
+  "$DOCKER" rm "$container" >/dev/null
+  copied=$WORK/dpkg-$name/$(basename "$dpkg")
+  [[ -d $copied ]] || copied=${copied%/*}
+  "$SUPPLY/python" tests/supply_chain/check_sbom.py "$WORK/$name.cdx.json" "$WORK/audit.json" \
+    "$copied" --image "$name" --platform linux/amd64 --revision "" --source "" \
+    --binary-sha256 "$(sha256sum "$WORK/api" | cut -d' ' -f1)" \
+    --rust "$(sed -n 's/^ARG RUST_IMAGE=.*:\([0-9.]*\)-.*/\1/p' Dockerfile)" | sed 's/^/     /'
+  [[ ${PIPESTATUS[0]} == 0 ]]
+}
+check "production: its SBOM describes it (valid CycloneDX, every crate, its 4 Debian packages, the binary)" \
+  sbom_describes production /var/lib/dpkg/status.d
+check "staging: its SBOM describes it (every crate, every Debian package of the Rust image)" \
+  sbom_describes staging /var/lib/dpkg/status
+
+log "a scanner's view: cargo audit bin (RustSec's own scanner) on the production binary"
+# What "0 findings" means now: the scanner read the crate list in the binary.
+CARGO_AUDIT=$(cargo_tool cargo-audit 0.22.2)
+advisory_db "$WORK/advisory-db"
+scans() {
+  "$CARGO_AUDIT" audit bin --db "$WORK/advisory-db" --no-fetch --json "$WORK/api" >"$WORK/scan.json" 2>"$WORK/scan.log"
+  python3 - "$WORK/scan.json" "$ADVISORY_DB_SAID" <<'PYTHON'
+import json, sys
+scan = json.load(open(sys.argv[1]))
+crates, found = scan["lockfile"]["dependency-count"], scan["vulnerabilities"]["count"]
+warnings = {kind: len(items) for kind, items in scan.get("warnings", {}).items()}
+print(f"     {crates} crates scanned, {found} vulnerabilities, warnings {warnings or 'none'}; {sys.argv[2]}")
+sys.exit(0 if crates > 100 and found == 0 else 1)
+PYTHON
+}
+check "cargo audit bin: the crates in the binary scanned, none with a known vulnerability" scans
+
 log "arm64: the Dockerfile's Rust target, linker and cross packages (a dry run; see docs/images.md)"
 # rust_target_env PLATFORM: /etc/rust-target.env as the rust-target stage,
 # which decides how to compile, writes it when building for PLATFORM (on this

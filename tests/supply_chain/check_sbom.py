@@ -111,7 +111,7 @@ def main():
     check(len(std) == 1 and std[0].startswith(args.rust + "."),
           f"Rust's standard library, linked in statically: rust-std {', '.join(std)} (the Dockerfile's Rust {args.rust})")
 
-    name = f"{args.source or 'api'}/sbom/{args.revision}/{args.image}/{args.platform}/{args.binary_sha256}"
+    name = f"{args.source or 'api'}/sbom/{args.revision or 'unknown'}/{args.image}/{args.platform}/{args.binary_sha256}"
     serial = f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, name)}"
     check(bom.get("serialNumber") == serial, f"serialNumber is UUIDv5(URL, {name[:50]}…)", bom.get("serialNumber"))
     print(f"\n{passed} passed, {failed} failed")
