@@ -46,15 +46,23 @@ Each tag is looked up first: a tag that is absent is pushed; a tag that
 already holds this very image (same image id; for an index, the same
 index) is left as it is and counts as pushed, so that a re-run succeeds; a
 tag that holds another image is an error naming both, unless --force. An
-SBOM already attached is not attached again.
+SBOM already attached is not attached again. "This very image" is its
+config digest, read from `docker save` (manifest.json and the config it
+names; under the containerd image store `docker image inspect`'s .Id is
+another digest). Platforms compare as the registries do: linux/arm64/v8 is
+linux/arm64, linux/amd64/v1 linux/amd64.
 
 Where to:
-  --registry HOST[:PORT]  any registry you are logged in to
+  --registry HOST[:PORT]  any registry you are logged in to (docker.io: Docker Hub,
+                          whose API is registry-1.docker.io and whose credentials
+                          docker keeps under https://index.docker.io/v1/)
   --ecr                   Amazon ECR: the host is <account>.dkr.ecr.<region>.amazonaws.com
                           (.amazonaws.com.cn in China's cn-* regions; unless --registry
                           names another) and the login runs
                           `aws ecr get-login-password --region R | docker login
-                          --username AWS --password-stdin HOST`
+                          --username AWS --password-stdin HOST`, except where docker's
+                          configuration names docker-credential-ecr-login for HOST
+                          (credHelpers or credsStore): that helper needs no login
   --account ID            AWS account id (default: $AWS_ACCOUNT_ID)
   --region REGION         AWS region (default: $AWS_REGION, then $AWS_DEFAULT_REGION)
 
@@ -81,7 +89,8 @@ Safety:
   --force                 overwrite tags that hold another image (not with --ecr:
                           ECR repositories are usually tag-immutable)
   --allow-dirty           push an image built from uncommitted changes (revision
-                          <sha>-dirty); its sha tag is then <target>-<sha>-dirty
+                          <sha>-dirty) as <target>-<sha>-dirty only: never under
+                          the release's <target>-<version>
   --allow-unpinned-base   push an image whose base was not pinned by digest
   -h, --help              this help
 
@@ -95,7 +104,8 @@ Exit codes:
   3  a tag already holds another image (both digests are named)
   4  not authorised: not logged in, wrong credentials, or no permission
   5  registry unreachable: name, connection, TLS, or the registry failing (5xx)
-  6  the repository does not exist (registries that do not create it on push, like ECR)
+  6  the repository does not exist (the registry answered NAME_UNKNOWN, as ECR
+     does): nothing was pushed
 USAGE
 }
 
@@ -145,7 +155,23 @@ while (($#)); do
 done
 
 [[ $target == staging || $target == production ]] || usage_error "--target must be staging or production, not '$target'"
-IFS=, read -ra platforms <<<"$platform_list"
+# normal_platform OS/ARCH[/VARIANT]: the platform as containerd and the
+# registries compare it: arm64 is arm64/v8 and amd64 amd64/v1, their
+# default variants, so linux/arm64/v8 and linux/arm64 are one platform.
+normal_platform() {
+  local p
+  p=$(printf '%s' "$1" | tr '[:upper:]' '[:lower:]')
+  p=${p/\/aarch64/\/arm64} p=${p/\/x86_64/\/amd64}
+  case $p in */arm64/v8 | */amd64/v1) p=${p%/*} ;; esac
+  printf '%s\n' "$p"
+}
+IFS=, read -ra given_platforms <<<"$platform_list"
+platforms=()
+for platform in ${given_platforms[@]+"${given_platforms[@]}"}; do
+  [[ $platform =~ ^[a-zA-Z0-9_]+/[a-zA-Z0-9_]+(/[a-zA-Z0-9_]+)?$ ]] ||
+    usage_error "--platform: '$platform' is not OS/ARCH or OS/ARCH/VARIANT"
+  platforms+=("$(normal_platform "$platform")")
+done
 ((${#platforms[@]})) || usage_error "--platform names no platform"
 ((${#local_images[@]})) || local_images=("api:$target")
 ((${#local_images[@]} == ${#platforms[@]})) ||
@@ -163,6 +189,11 @@ if ((ecr)); then
   registry=${registry:-$(ecr_registry "$account" "$region")}
 fi
 [[ -n $registry ]] || usage_error "say where to push: --registry HOST[:PORT] or --ecr (see --help)"
+# Where the registry API is: Docker Hub's is registry-1.docker.io.
+case $registry in
+  docker.io | index.docker.io | registry-1.docker.io) api_host=${PUSH_DOCKER_HUB_API:-registry-1.docker.io} ;;
+  *) api_host=$registry ;;
+esac
 
 cd "$REPO_ROOT"
 head=$(git rev-parse HEAD)
@@ -187,7 +218,7 @@ check_local_image() {
   local local_image=$1 platform=$2
   "$DOCKER" image inspect "$local_image" >/dev/null 2>&1 ||
     fail "$EXIT_REFUSED" "no local image $local_image: build it first (docs/images.md), or name another with --local-image"
-  local built_revision built_version created base_digest built_for
+  local built_revision built_version created base_digest built_for facts
   built_revision=$(label "$local_image" revision) built_version=$(label "$local_image" version)
   created=$(label "$local_image" created) base_digest=$(label "$local_image" base.digest)
   [[ -n $built_revision && -n $built_version ]] ||
@@ -207,9 +238,53 @@ check_local_image() {
   if [[ -z $base_digest ]] && ((!allow_unpinned_base)); then
     fail "$EXIT_REFUSED" "$local_image was built from a base image not pinned by digest (org.opencontainers.image.base.digest is empty): build it from the Dockerfile's pins, or --allow-unpinned-base"
   fi
-  built_for=$("$DOCKER" image inspect -f '{{.Os}}/{{.Architecture}}{{with .Variant}}/{{.}}{{end}}' "$local_image")
+  facts=$(image_facts "$local_image" "$platform") ||
+    fail "$EXIT_REFUSED" "cannot read $local_image's manifest and config (docker save $local_image failed)"
+  read -r IMAGE_CONFIG built_for <<<"$facts"
   [[ $built_for == "$platform" ]] ||
     fail "$EXIT_REFUSED" "$local_image is built for $built_for, not $platform: it would not start there (exec format error); build it for $platform (docker build --platform $platform), or name another --platform"
+}
+
+# image_facts IMAGE PLATFORM: "<config digest> <platform>" of IMAGE, the
+# image for PLATFORM where IMAGE holds several, read from `docker save`: its
+# manifest.json and the config blobs it names, hashed here. Not `docker image
+# inspect`'s .Id: under the containerd image store that is the digest of the
+# manifest or index, not of the config, and the registry's manifests name
+# their config; .Os/.Architecture there are of one platform of an index.
+image_facts() {
+  "$DOCKER" save "$1" | python3 -c '
+import hashlib, json, sys, tarfile
+
+want = sys.argv[1]
+small = {}
+with tarfile.open(fileobj=sys.stdin.buffer, mode="r|*") as archive:
+    for member in archive:
+        if member.isfile() and member.size < 1 << 20:
+            small[member.name] = archive.extractfile(member).read()
+
+
+def normal(config):
+    arch = config.get("architecture", "")
+    arch = {"aarch64": "arm64", "x86_64": "amd64"}.get(arch, arch)
+    variant = config.get("variant", "")
+    if (arch, variant) in (("arm64", "v8"), ("amd64", "v1")):
+        variant = ""
+    return "/".join(part for part in (config.get("os", ""), arch, variant) if part)
+
+
+try:
+    found = []
+    for entry in json.loads(small["manifest.json"]):
+        blob = small[entry["Config"]]
+        found.append(("sha256:" + hashlib.sha256(blob).hexdigest(), normal(json.loads(blob))))
+except (KeyError, ValueError, TypeError, AttributeError) as error:
+    sys.exit(f"docker save gave no readable manifest.json and config: {error!r}")
+matching = [entry for entry in found if entry[1] == want]
+if matching or len(found) == 1:
+    print(*(matching or found)[0])
+else:
+    print("-", ",".join(platform for _, platform in found) or "nothing")
+' "$2"
 }
 
 # binary_sha256 IMAGE: the SHA-256 of the image's /usr/local/bin/api.
@@ -295,6 +370,11 @@ import base64, hashlib, ipaddress, json, os, re, ssl, subprocess, sys
 import urllib.error, urllib.parse, urllib.request
 
 command, host, repository, *args = sys.argv[1:]
+# Docker Hub: its API is on registry-1.docker.io (PUSH_DOCKER_HUB_API moves
+# it, for tests), and docker keeps its credentials under its old index URL.
+HUB = host in ("docker.io", "index.docker.io", "registry-1.docker.io")
+api_host = (os.environ.get("PUSH_DOCKER_HUB_API") or "registry-1.docker.io") if HUB else host
+cred_key = "https://index.docker.io/v1/" if HUB else host
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 ACCEPT = ", ".join([
@@ -313,6 +393,17 @@ def answer(state, *words):
     sys.exit(0)
 
 
+def parse(body, what):
+    """BODY as a JSON object, or the answer that it is not one."""
+    try:
+        found = json.loads(body)
+    except ValueError:
+        found = None
+    if not isinstance(found, dict):
+        answer("failed", f"{what} from {api_host} is not a JSON object: {body[:80].decode(errors='replace')!r}")
+    return found
+
+
 def sha256(data):
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
@@ -325,24 +416,29 @@ def credentials():
             config = json.load(file)
     except (OSError, ValueError):
         return None
-    helper = config.get("credHelpers", {}).get(host) or config.get("credsStore")
+    if not isinstance(config, dict):
+        return None
+    helper = (config.get("credHelpers") or {}).get(cred_key) or config.get("credsStore")
     if helper:
         try:
-            got = subprocess.run(["docker-credential-" + helper, "get"], input=host.encode(),
+            got = subprocess.run(["docker-credential-" + helper, "get"], input=cred_key.encode(),
                                  capture_output=True, timeout=30)
             if got.returncode == 0:
                 found = json.loads(got.stdout)
                 return found["Username"], found["Secret"]
         except (OSError, ValueError, KeyError, subprocess.TimeoutExpired):
             pass
-    auths = config.get("auths", {})
-    for key in (host, "https://" + host, "http://" + host):
+    auths = config.get("auths") or {}
+    for key in (cred_key,) if HUB else (host, "https://" + host, "http://" + host):
         entry = auths.get(key) or {}
-        if entry.get("identitytoken"):
-            return "<token>", entry["identitytoken"]
-        if entry.get("auth"):
-            user, _, secret = base64.b64decode(entry["auth"]).decode().partition(":")
-            return user, secret
+        try:
+            if entry.get("identitytoken"):
+                return "<token>", entry["identitytoken"]
+            if entry.get("auth"):
+                user, _, secret = base64.b64decode(entry["auth"]).decode().partition(":")
+                return user, secret
+        except (AttributeError, ValueError):
+            answer("failed", f"docker's credentials for {cred_key} in {directory}/config.json are unreadable")
     return None
 
 
@@ -358,7 +454,7 @@ def send(method, url, headers, context, data=None):
 def registry_errors(body):
     try:
         return "; ".join(f"{e.get('code')}: {e.get('message')}" for e in json.loads(body)["errors"])
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, AttributeError):
         return body[:200].decode(errors="replace")
 
 
@@ -366,7 +462,7 @@ class Registry:
     """The repository's API: answers 401s with docker's credentials, once."""
 
     def __init__(self, scheme, context, actions):
-        self.base, self.context, self.actions, self.auth = f"{scheme}://{host}", context, actions, None
+        self.base, self.context, self.actions, self.auth = f"{scheme}://{api_host}", context, actions, None
 
     def authorization(self, challenge):
         """The Authorization header that answers a 401's challenge, or why there is none."""
@@ -392,8 +488,8 @@ class Registry:
             answer("not-authorised", f"{host}'s token service refused the credentials docker has: {registry_errors(body)}")
         if status != 200:
             answer("failed", f"{host}'s token service answered HTTP {status}")
-        token = json.loads(body)
-        return "Bearer " + (token.get("token") or token.get("access_token", ""))
+        token = parse(body, "the token service's answer")
+        return "Bearer " + str(token.get("token") or token.get("access_token", ""))
 
     def request(self, method, path, headers=None, data=None):
         url = path if "://" in path else self.base + path
@@ -415,7 +511,7 @@ class Registry:
         status, headers, body = self.request("GET", f"/v2/{repository}/manifests/{reference}", {"Accept": ACCEPT})
         if status != 200:
             return status, None, None, body
-        media_type = json.loads(body).get("mediaType") or headers.get("Content-Type", "-")
+        media_type = parse(body, f"the manifest {reference}").get("mediaType") or headers.get("Content-Type", "-")
         return status, sha256(body), media_type, body
 
     def put_manifest(self, reference, media_type, body):
@@ -441,11 +537,22 @@ class Registry:
         return {"mediaType": media_type, "digest": digest, "size": len(data)}
 
 
+def error_codes(body):
+    try:
+        return {error.get("code") for error in json.loads(body)["errors"]}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return set()
+
+
 def lookup(api, tag):
     status, digest, media_type, body = api.manifest(tag)
     if status == 200:
-        config = json.loads(body).get("config", {}).get("digest", "-")
-        answer("present", digest, config, media_type, len(body))
+        config = parse(body, f"the manifest {tag}").get("config") or {}
+        answer("present", digest, config.get("digest", "-") if isinstance(config, dict) else "-", media_type, len(body))
+    if status == 404 and "NAME_UNKNOWN" in error_codes(body):
+        # The repository itself is missing (ECR); a registry that creates
+        # repositories on push (distribution) answers MANIFEST_UNKNOWN.
+        answer("no-repository", registry_errors(body))
     if status == 404:
         answer("absent", registry_errors(body))
     answer("failed", f"HTTP {status} from {host}: {registry_errors(body)}")
@@ -475,7 +582,9 @@ def attach(api, subject, path, artifact_type, created, description):
     if status == 404:
         index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
     elif status == 200 and index_type == OCI_INDEX:
-        index = json.loads(body)
+        index = parse(body, f"the referrers index {tag}")
+        if not isinstance(index.get("manifests"), list):
+            answer("failed", f"the referrers tag {tag} holds an index without a manifests list")
     else:
         answer("failed", f"the referrers tag {tag} holds {index_type or f'HTTP {status}'}, not an OCI index")
     if not any(entry.get("digest") == referrer for entry in index["manifests"]):
@@ -500,7 +609,7 @@ def run(scheme, context):
     answer("failed", f"unknown command {command}")
 
 
-name = host.rsplit(":", 1)[0].strip("[]")
+name = api_host.rsplit(":", 1)[0].strip("[]")
 try:
     loopback = name == "localhost" or ipaddress.ip_address(name).is_loopback
 except ValueError:
@@ -514,12 +623,12 @@ try:
                 raise
             run("http", None)
     context = ssl.create_default_context()
-    ca = f"/etc/docker/certs.d/{host}/ca.crt"
+    ca = f"/etc/docker/certs.d/{api_host}/ca.crt"
     if os.path.exists(ca):
         context.load_verify_locations(ca)
     run("https", context)
 except (urllib.error.URLError, OSError) as error:
-    answer("unreachable", f"cannot reach {host}: {getattr(error, 'reason', error)}")
+    answer("unreachable", f"cannot reach {api_host}: {getattr(error, 'reason', error)}")
 PYTHON
 }
 
@@ -544,6 +653,7 @@ registry_state() {
   read -r STATE DETAIL < <(registry_api "$1" "$registry" "$repository" "${@:2}")
   case $STATE in
     not-authorised) fail "$EXIT_NOT_AUTHORISED" "not authorised ($1 ${2:-}): $DETAIL" ;;
+    no-repository) fail "$EXIT_NO_REPOSITORY" "the repository $repository does not exist in $registry ($DETAIL): nothing was pushed; create it first (deploy/aws makes ECR's)" ;;
     unreachable) fail "$EXIT_UNREACHABLE" "registry unreachable: $DETAIL" ;;
     failed | "") fail "$EXIT_REFUSED" "$1 ${2:-} failed: ${DETAIL:-no answer}" ;;
   esac
@@ -551,10 +661,6 @@ registry_state() {
 
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
-sha_tag=$target-${revision:0:7}
-[[ $revision != *-dirty ]] || sha_tag+=-dirty
-tags=("$target-$version" "$sha_tag")
-
 # 1. The images, and the SBOM of each.
 image_ids=() image_sboms=()
 for i in "${!platforms[@]}"; do
@@ -566,7 +672,7 @@ for i in "${!platforms[@]}"; do
     continue
   fi
   check_local_image "$image" "$platform"
-  image_ids+=("$("$DOCKER" image inspect -f '{{.Id}}' "$image")")
+  image_ids+=("$IMAGE_CONFIG")
   if ((no_sbom)); then
     image_sboms+=("")
     continue
@@ -583,8 +689,36 @@ for i in "${!platforms[@]}"; do
   image_sboms+=("$sbom")
 done
 
+# The tags: <target>-<version> and <target>-<short sha>; an image built from
+# uncommitted changes (--allow-dirty) only ever gets <target>-<short sha>-dirty,
+# never the release's version tag.
+if [[ $revision == *-dirty ]]; then
+  tags=("$target-${revision:0:7}-dirty")
+else
+  tags=("$target-$version" "$target-${revision:0:7}")
+fi
+
+# credential_helper HOST: the credential helper docker's configuration names
+# for HOST (credHelpers, else credsStore), or nothing.
+credential_helper() {
+  python3 -c '
+import json, os, sys
+path = os.path.join(os.environ.get("DOCKER_CONFIG") or os.path.expanduser("~/.docker"), "config.json")
+try:
+    with open(path) as file:
+        config = json.load(file)
+    print(config.get("credHelpers", {}).get(sys.argv[1]) or config.get("credsStore") or "")
+except (OSError, ValueError, AttributeError):
+    print("")
+' "$1"
+}
+
 # 2. Login.
-if ((ecr)); then
+if ((ecr)) && [[ $(credential_helper "$registry") == ecr-login ]]; then
+  # Amazon's docker-credential-ecr-login gets ECR's tokens itself, from the
+  # AWS credentials, for docker and for push.sh's registry calls alike.
+  say "  docker's configuration has docker-credential-ecr-login for $registry: no login step"
+elif ((ecr)); then
   show "aws ecr get-login-password --region $region | $DOCKER login --username AWS --password-stdin $registry"
   if ((!dry_run)); then
     aws ecr get-login-password --region "$region" |
@@ -603,7 +737,7 @@ publish() {
   shift 2
   for tag in "$@"; do
     ref=$registry/$repository:$tag
-    show "GET https://$registry/v2/$repository/manifests/$tag   # absent, or already this image"
+    show "GET https://$api_host/v2/$repository/manifests/$tag   # absent, or already this image"
     ((dry_run)) && { to_push+=("$ref"); continue; }
     registry_state lookup "$tag"
     case $STATE in
@@ -707,7 +841,7 @@ DIGESTS=()
 for i in "${!platforms[@]}"; do
   if ((multi)); then
     arch=${platforms[i]#*/}
-    publish "${local_images[i]}" "${image_ids[i]}" "$target-$version-${arch//\//-}"
+    publish "${local_images[i]}" "${image_ids[i]}" "${tags[0]}-${arch//\//-}"
   else
     publish "${local_images[i]}" "${image_ids[i]}" "${tags[@]}"
   fi

@@ -17,11 +17,12 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # --ecr login below runs the real `docker login` against it.
 export REGISTRY_USER=${REGISTRY_USER:-AWS} REGISTRY_PASSWORD=${REGISTRY_PASSWORD:-ecr-stand-in-password}
 REGISTRY=${API_TEST_REGISTRY:-}
-REGISTRY_PID=""
+REGISTRY_PID="" FAKE_PID=""
 WORK=$(mktemp -d)
 LOCAL_IMAGES=()
 cleanup() {
   "$DOCKER" rm -f "api-test-pulled-$$" >/dev/null 2>&1 || true
+  [[ -z $FAKE_PID ]] || kill "$FAKE_PID" 2>/dev/null || true
   # The images push.sh tagged or docker pulled, in every repository of this run.
   while read -r image; do LOCAL_IMAGES+=("$image"); done < <("$DOCKER" images --no-trunc \
     --format '{{.Repository}} {{.ID}}' | grep -F "${REGISTRY:-none}/${REPOSITORY:-none}" | cut -d' ' -f2 | sort -u)
@@ -239,6 +240,24 @@ results_on_stdout() {
 }
 check "... and stdout holds just those three lines (progress goes to stderr)" results_on_stdout
 
+log "the image's identity is its config digest, from docker save (not docker image inspect's .Id)"
+# Under the containerd image store, `docker image inspect`'s .Id is the
+# digest of the image's manifest or index, not of its config, which is what
+# the registry's manifest names. A docker that answers as that store does:
+cat >"$WORK/containerd-docker" <<DOCKER
+#!/usr/bin/env bash
+if [[ \$1 == image && \$2 == inspect && " \$* " == *" {{.Id}} "* ]]; then
+  echo sha256:$(printf 'the digest of a manifest' | sha256sum | cut -d' ' -f1)
+  exit 0
+fi
+exec "$DOCKER" "\$@"
+DOCKER
+chmod +x "$WORK/containerd-docker"
+check "a re-run where .Id is not the config digest (containerd's store) succeeds" \
+  run env DOCKER="$WORK/containerd-docker" "$PUSH" --registry "$REGISTRY" --repository "$REPOSITORY" \
+  --local-image "$IMAGE" --sbom "$SBOM" ${UNPINNED[@]+"${UNPINNED[@]}"}
+check "... finding the tags holding this very image" output_has "present $REF@$DIGEST"
+
 log "an image with other bytes under the same tags"
 OTHER=api:push-test-other-$$
 LOCAL_IMAGES+=("$OTHER")
@@ -288,6 +307,16 @@ refused "a stale image from the previous commit" "was built from $OLDER, but HEA
 unset_label "api:push-test-dirty-$$" revision "$HEAD-dirty"
 refused "an image built from uncommitted changes" "built from uncommitted changes" \
   --local-image "api:push-test-dirty-$$" ${UNPINNED[@]+"${UNPINNED[@]}"}
+# tags_of REPOSITORY: the tags the registry lists for REPOSITORY, sorted, one a line.
+tags_of() {
+  curl -fsS --cacert "$REGISTRY_CA" -u "$REGISTRY_USER:$REGISTRY_PASSWORD" "https://$REGISTRY/v2/$1/tags/list" |
+    python3 -c 'import json, sys; print("\n".join(sorted(json.load(sys.stdin).get("tags") or [])))'
+}
+check "that image with --allow-dirty pushes" push --repository "$REPOSITORY-dirty" \
+  --local-image "api:push-test-dirty-$$" --allow-dirty --no-sbom
+check "... as production-$SHA-dirty" output_has "pushed $REGISTRY/$REPOSITORY-dirty:production-$SHA-dirty@sha256:"
+check "... and under no other tag: not the release's production-$VERSION" \
+  test "$(tags_of "$REPOSITORY-dirty")" = "production-$SHA-dirty"
 unset_label "api:push-test-version-$$" version 0.0.1
 refused "an image of another version" "is version 0.0.1, but Cargo.toml says $VERSION" \
   --local-image "api:push-test-version-$$" ${UNPINNED[@]+"${UNPINNED[@]}"}
@@ -374,6 +403,11 @@ check "the arm64 image's, from its digest" find_sbom "$ARM64_DIGEST" "$WORK/foun
 check "... is the arm64 SBOM" cmp "$WORK/sbom-arm64.cdx.json" "$WORK/found-arm64/sbom-1.cdx.json"
 check "both, from the index digest" find_sbom "$INDEX_DIGEST" "$WORK/found-index" 2 "$MULTI"
 check "a re-run succeeds" multi_push
+check "--platform linux/amd64,linux/arm64/v8 (arm64's default variant, said) is the same push" \
+  push --repository "$MULTI" --platform linux/amd64,linux/arm64/v8 --local-image "$IMAGE" --local-image "$ARM64" \
+  --sbom "$SBOM" --sbom "$WORK/sbom-arm64.cdx.json"
+check "... finding the same index, pushing nothing" output_has "present $REGISTRY/$MULTI:production-$SHA@$INDEX_DIGEST"
+check "... and no tag of its own for the variant" fails grep -q 'arm64-v8' "$OUT"
 check "... pushing nothing" fails grep -q '^pushed' "$OUT"
 check "... finding the same index under both tags" output_has "present $REGISTRY/$MULTI:production-$SHA@$INDEX_DIGEST"
 check "an index of other images under the same tags fails with exit 3" exits 3 push --repository "$MULTI" \
@@ -409,6 +443,42 @@ check "... saying it is unreachable" output_has "registry unreachable: cannot re
 printf '%s\n' "$REGISTRY_PASSWORD" | "$DOCKER" login -u "$REGISTRY_USER" --password-stdin "$REGISTRY" >/dev/null 2>&1
 check "logged in again, the same push finds the tags absent and pushes" push --repository "$REPOSITORY-logged-out"
 check "... saying they were absent" output_has "is not in the registry yet"
+
+log "Docker Hub: its API is registry-1.docker.io, docker keeps its credentials under https://index.docker.io/v1/"
+check "--registry docker.io --dry-run asks registry-1.docker.io" \
+  run "$PUSH" --registry docker.io --repository someone/api --local-image "$IMAGE" --dry-run
+check "... for each tag" output_has "GET https://registry-1.docker.io/v2/someone/api/manifests/production-$VERSION"
+# Docker Hub cannot be reached from here: PUSH_DOCKER_HUB_API puts its API on
+# our registry, where the tags already hold the image, so that the lookups
+# (which need the credentials) are all a run does besides the SBOM.
+mkdir "$WORK/hub-config"
+printf '{"auths": {"https://index.docker.io/v1/": {"auth": "%s"}}}\n' \
+  "$(printf '%s:%s' "$REGISTRY_USER" "$REGISTRY_PASSWORD" | base64 | tr -d '\n')" >"$WORK/hub-config/config.json"
+check "--registry docker.io with the credentials under https://index.docker.io/v1/: logged in" \
+  run env DOCKER_CONFIG="$WORK/hub-config" PUSH_DOCKER_HUB_API="$REGISTRY" "$PUSH" --registry docker.io \
+  --repository "$REPOSITORY-logged-out" --local-image "$IMAGE" --sbom "$SBOM" ${UNPINNED[@]+"${UNPINNED[@]}"}
+check "... finding the tags holding the image" output_has "present docker.io/$REPOSITORY-logged-out:production-$VERSION@"
+
+log "what a registry answers when things are wrong (tests/supply_chain/fake_registry.py)"
+FAKE_PORT=$(free_port)
+FAKE=127.0.0.1:$FAKE_PORT
+python3 "$REPO_ROOT/tests/supply_chain/fake_registry.py" "$FAKE_PORT" AWS fake-secret "$WORK/fake.log" &
+FAKE_PID=$!
+for _ in $(seq 50); do curl -fs -u AWS:fake-secret "http://$FAKE/v2/" >/dev/null && break; sleep 0.1; done
+mkdir "$WORK/fake-config"
+printf '{"auths": {"%s": {"auth": "%s"}}}\n' "$FAKE" "$(printf 'AWS:fake-secret' | base64)" >"$WORK/fake-config/config.json"
+fake_push() {
+  run env DOCKER_CONFIG="$WORK/fake-config" "$PUSH" --registry "$FAKE" --repository "$1" --local-image "$IMAGE" \
+    --sbom "$SBOM" ${UNPINNED[@]+"${UNPINNED[@]}"}
+}
+check "403 with credentials: not authorised (exit 4), not 'absent'" exits 4 fake_push forbidden
+check "... saying so" output_has "HTTP 403 from $FAKE"
+check "a manifest that is not JSON: exit 1" exits 1 fake_push garbage
+check "... saying so" output_has "is not a JSON object"
+check "NAME_UNKNOWN, the repository missing: exit 6" exits 6 fake_push missing
+check "... saying so, and that nothing was pushed" output_has "does not exist in $FAKE"
+check "... asked with the credentials" grep -q '^GET /v2/missing/manifests/.* AWS$' "$WORK/fake.log"
+check "none of them wrote anything to the registry (no PUT, POST, PATCH)" fails grep -qE '^(PUT|POST|PATCH) ' "$WORK/fake.log"
 
 log "ECR: dry runs"
 export AWS_CALLS=$WORK/aws-calls
@@ -458,6 +528,29 @@ check "... and reports nothing as pushed" fails grep -q '^pushed' "$OUT"
 check "the AWS CLI was asked for the region's password" grep -qx "ecr get-login-password --region eu-west-1" "$AWS_CALLS"
 check "with the right password, --ecr logs in and pushes" ecr_push "$REGISTRY_PASSWORD"
 check "... and prints the pushed reference" output_has "pushed $REGISTRY/$REPOSITORY-ecr:production-$VERSION@sha256:"
+
+log "ECR with Amazon's credential helper (credHelpers: ecr-login): no login step"
+rm -f "$AWS_CALLS"
+# A stand-in for docker-credential-ecr-login: the registry's credentials.
+cat >"$WORK/bin/docker-credential-ecr-login" <<HELPER
+#!/usr/bin/env bash
+read -r server
+printf '%s %s\n' "\$1" "\$server" >>"$WORK/ecr-login-calls"
+printf '{"ServerURL":"%s","Username":"%s","Secret":"%s"}\n' "\$server" "$REGISTRY_USER" "$REGISTRY_PASSWORD"
+HELPER
+chmod +x "$WORK/bin/docker-credential-ecr-login"
+mkdir "$WORK/ecr-login-config"
+printf '{"credHelpers": {"%s": "ecr-login"}}\n' "$REGISTRY" >"$WORK/ecr-login-config/config.json"
+ecr_login_push() {
+  run env DOCKER_CONFIG="$WORK/ecr-login-config" PATH="$WORK/bin:$PATH" STANDIN_PASSWORD=wrong-password \
+    "$PUSH" --ecr --registry "$REGISTRY" --account 123456789012 --region eu-west-1 \
+    --repository "$REPOSITORY-ecr-login" --local-image "$IMAGE" --sbom "$SBOM" ${UNPINNED[@]+"${UNPINNED[@]}"}
+}
+check "--ecr with docker-credential-ecr-login configured pushes" ecr_login_push
+check "... the reference" output_has "pushed $REGISTRY/$REPOSITORY-ecr-login:production-$VERSION@sha256:"
+check "... saying there is no login step" output_has "no login step"
+check "... never asking the AWS CLI for a password" test ! -e "$AWS_CALLS"
+check "... the helper gave the credentials" grep -q "^get $REGISTRY\$" "$WORK/ecr-login-calls"
 
 log "--help and usage"
 check "--help explains the naming scheme" run "$PUSH" --help
