@@ -148,6 +148,22 @@ def svg_chart(rows):
     )
 
 
+def metrics_sentence(ours, without_metrics, control):
+    """What metrics cost, said so that noise is not read as a result: a ratio
+    closer to 1 than the control row's distance from 1 is no measured cost."""
+    ratio = without_metrics["rps_ratio"] / ours["rps_ratio"]
+    noise = abs(1 - control["rps_ratio"])
+    if abs(1 - ratio) <= noise:
+        verdict = f"within this run's noise (the control row is {noise:.2f}× off), so no measurable cost"
+    elif ratio > 1:
+        verdict = f"metrics cost {(1 - 1 / ratio) * 100:.1f} % of the throughput"
+    else:
+        # Less work cannot be slower: the machine changed between rounds.
+        verdict = "slower without metrics, beyond the control row's noise: a noisy run, measure again"
+    return ("Metrics cost: `api, metrics off` served {:.2f}× the throughput of `api`, paired in the same "
+            "rounds: {}.".format(ratio, verdict))
+
+
 def main():
     allow_many_open_files()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -278,8 +294,7 @@ the others); Go is `net/http` with `encoding/json`, GOMAXPROCS following the
 one-core affinity. The static api is the binary of the production image
 (glibc linked in), the plain one what `cargo run --release` builds.
 
-Metrics cost: `api` vs `api, metrics off`, paired in the same rounds:
-{ours_row['rps_ratio'] / by_name['api, metrics off']['rps_ratio']:.3f}× the throughput.
+{metrics_sentence(ours_row, by_name['api, metrics off'], control_row)}
 {"Errors reported by wrk:" + chr(10) + chr(10).join(errors) if errors else "wrk reported no errors and no non-2xx answers."}
 
 ## How

@@ -37,9 +37,11 @@ fi
 
 renders() { kubectl kustomize "deploy/k8s/$1" >"$WORK/$2.yaml"; }
 validates() { "$VALIDATE" --strict --kubernetes-version "$KUBERNETES_VERSION" "$WORK/$1.yaml"; }
+# Both environments run the production image (staging tries the very bytes
+# production will get); the staging image is for debugging, never deployed.
 version_matches() {
   local expected actual
-  expected=$1-$(crate_version)
+  expected=production-$(crate_version)
   actual=$(sed -n 's|^ *image: .*/api:\(.*\)$|\1|p' "$WORK/$1.yaml")
   [[ $actual == "$expected" ]] || { printf '     image tag %s, expected %s\n' "$actual" "$expected"; return 1; }
 }
@@ -80,7 +82,7 @@ for overlay in staging production; do
   log "overlay $overlay"
   check "$overlay: kubectl kustomize renders" renders "overlays/$overlay" "$overlay"
   check "$overlay: valid for Kubernetes $KUBERNETES_VERSION (kubernetes-validate --strict)" validates "$overlay"
-  check "$overlay: the image tag is the Cargo.toml version" version_matches "$overlay"
+  check "$overlay: the image is the production image of the Cargo.toml version" version_matches "$overlay"
   check "$overlay: no \`replicas\` in a Deployment an HPA scales" manifest replicas "$WORK/$overlay.yaml"
   check "$overlay: liveness and startup on /livez (metrics port), readiness on /healthcheck (API port)" \
     manifest probes "$WORK/$overlay.yaml"

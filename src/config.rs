@@ -111,6 +111,13 @@ pub struct ServerConfig {
     /// under the orchestrator's kill timeout (Docker: 10s).
     #[arg(long, env = "API_SHUTDOWN_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
+
+    /// On SIGTERM or SIGINT, keep the metrics port open this long after the
+    /// API has drained, so that Prometheus scrapes the drain's last counts
+    /// (set it to the scrape interval). It adds to the time the process
+    /// takes to exit: keep the sum under the orchestrator's kill timeout.
+    #[arg(long, env = "API_METRICS_LINGER", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub metrics_linger: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -92,17 +92,26 @@ fn server_config() -> Result<ServerConfig, String> {
 }
 
 /// Every other process running this same executable as a server (not as
-/// `api healthcheck`), with the settings its command line gives it.
+/// `api healthcheck`) in our network namespace, with the settings its
+/// command line gives it.
 fn sibling_servers() -> Vec<(u32, ServerConfig)> {
     let (Ok(own_exe), Ok(processes)) = (fs::read_link("/proc/self/exe"), fs::read_dir("/proc"))
     else {
         return Vec::new();
     };
+    let own_network = fs::read_link("/proc/self/ns/net").ok();
     processes
         .filter_map(|entry| {
             let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
             let process = Path::new("/proc").join(pid.to_string());
             if pid == std::process::id() || fs::read_link(process.join("exe")).ok()? != own_exe {
+                return None;
+            }
+            // The probe dials loopback, so only servers that share our
+            // network namespace can answer it: under `--pid=host` the other
+            // containers' servers are visible but unreachable.
+            let network = fs::read_link(process.join("ns/net")).ok();
+            if network.is_some() && own_network.is_some() && network != own_network {
                 return None;
             }
             let command_line = fs::read(process.join("cmdline")).ok()?;

@@ -12,7 +12,8 @@
 //! 5. **Drain**: in-flight requests finish, idle keep-alive connections are
 //!    closed, until `--shutdown-timeout` at the latest.
 //! 6. **The metrics port last** (scrapes, `/livez`), so that liveness stays
-//!    green through the drain and the drain's last errors get scraped.
+//!    green through the drain; with `--metrics-linger`, it stays open that
+//!    much longer, so that a scrape sees the drain's last counts.
 //! 7. **Exit**: `main` writes the last log lines, by the same deadline, and
 //!    the process exits 0.
 //!
@@ -29,6 +30,9 @@ use hyper_util::server::graceful::GracefulConnection;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+/// After `--metrics-linger`, what a scrape that has begun gets to finish.
+const METRICS_LAST_SCRAPE: Duration = Duration::from_secs(1);
 
 /// Step 2's flag, read by `/healthcheck` and by every response.
 #[derive(Clone, Default)]
@@ -49,6 +53,8 @@ pub struct Shutdown {
     pub stopping: Stopping,
     pub delay: Duration,
     pub timeout: Duration,
+    /// How long the metrics port stays open after the API has drained.
+    pub metrics_linger: Duration,
     /// Drained first.
     pub api: Drain,
     /// Drained once the API is: scrapes and liveness probes.
@@ -69,8 +75,13 @@ impl Shutdown {
             );
             tokio::time::sleep(self.delay).await;
         }
-        let deadline = Instant::now() + self.timeout;
+        let mut deadline = Instant::now() + self.timeout;
         self.api.drain_by(deadline).await;
+        if !self.metrics_linger.is_zero() {
+            tokio::time::sleep(self.metrics_linger).await;
+            // A scrape begun at the end of the linger may finish.
+            deadline = deadline.max(Instant::now() + METRICS_LAST_SCRAPE);
+        }
         self.metrics.drain_by(deadline).await;
         tracing::info!("stopped");
         deadline

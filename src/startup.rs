@@ -150,6 +150,7 @@ impl Application {
             stopping,
             delay: config.shutdown_delay,
             timeout: config.shutdown_timeout,
+            metrics_linger: config.metrics_linger,
             api: Drain::default(),
             metrics: Drain::default(),
         };

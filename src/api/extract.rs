@@ -4,6 +4,7 @@
 //! FastAPI's body when one is missing or does not parse.
 
 use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -19,7 +20,7 @@ use crate::api::error::{ApiError, ValidationError};
 /// - parameters `T` does not name are ignored; a repeated one, the last
 ///   value wins (axum's `Query` refuses it with a plain-text 400);
 /// - a missing or unparsable parameter answers 422 with FastAPI's body,
-///   one entry per error: `{"detail":[{"type":"missing","loc":["query","name"],
+///   with an entry for the first error (FastAPI lists every one): `{"detail":[{"type":"missing","loc":["query","name"],
 ///   "msg":"Field required","input":null}]}`, or `int_parsing`,
 ///   `float_parsing`, `bool_parsing` with the value sent.
 pub struct Query<T>(pub T);
@@ -85,37 +86,39 @@ fn deserialize<T: DeserializeOwned>(source: &'static str, encoded: &str) -> Resu
     })
 }
 
-/// Whether a parameter comes twice. This runs on every request: the names
-/// are compared as sent, without decoding them (or their values), unless
-/// one is encoded (`%`, `+`), which could make two spellings one name.
+/// Whether a parameter comes twice. This runs on every request, so it is
+/// one pass over the names, as sent (a query of one parameter costs a
+/// search for `&`); they are decoded only if one is encoded (`%`, `+`),
+/// which could make two spellings one name. One pass, not a comparison of
+/// each name with the ones before it: a query of 2,000 parameters (15 kB,
+/// within the header limit) took 630 ms of CPU that way.
 fn has_repeated_parameters(query: &str) -> bool {
     if !query.contains('&') {
         return false;
     }
-    let raw_names = || {
-        query
-            .split('&')
-            .map(|pair| pair.split_once('=').map_or(pair, |(name, _)| name))
-            .filter(|name| !name.is_empty())
-    };
-    if raw_names().any(|name| name.bytes().any(|byte| byte == b'%' || byte == b'+')) {
-        let names = || form_urlencoded::parse(query.as_bytes()).map(|(name, _)| name);
-        return names()
-            .enumerate()
-            .any(|(i, name)| names().take(i).any(|earlier| earlier == name));
+    let mut seen = HashSet::new();
+    if query.bytes().any(|byte| byte == b'%' || byte == b'+') {
+        return !form_urlencoded::parse(query.as_bytes()).all(|(name, _)| seen.insert(name));
     }
-    raw_names()
-        .enumerate()
-        .any(|(i, name)| raw_names().take(i).any(|earlier| earlier == name))
+    !query
+        .split('&')
+        .map(|pair| pair.split_once('=').map_or(pair, |(name, _)| name))
+        .filter(|name| !name.is_empty())
+        .all(|name| seen.insert(Cow::Borrowed(name)))
 }
 
-/// The query with each parameter once, at its last value.
+/// The query with each parameter once, at its last value, in the order of
+/// those last values.
 fn last_value_of_each(query: &str) -> String {
     let pairs: Vec<(Cow<'_, str>, Cow<'_, str>)> =
         form_urlencoded::parse(query.as_bytes()).collect();
+    let mut last = HashMap::new();
+    for (i, (name, _)) in pairs.iter().enumerate() {
+        last.insert(name, i);
+    }
     let mut kept = form_urlencoded::Serializer::new(String::new());
     for (i, (name, value)) in pairs.iter().enumerate() {
-        if !pairs[i + 1..].iter().any(|(later, _)| later == name) {
+        if last[name] == i {
             kept.append_pair(name, value);
         }
     }
@@ -209,6 +212,18 @@ mod tests {
         let lossy = extract("/?name=%FF").await.expect("valid");
         assert_eq!(lossy.name, "\u{FFFD}");
         assert_eq!(extract("/?name=").await.expect("valid").name, "");
+    }
+
+    #[tokio::test]
+    async fn thousands_of_parameters_some_repeated_keep_the_last_of_each() {
+        let mut uri = String::from("/?");
+        for i in 0..2_000 {
+            uri.push_str(&format!("%6Eame{i}=x&"));
+        }
+        uri.push_str("name=first&count=1&na%6De=last");
+        let params = extract(&uri).await.expect("valid");
+        assert_eq!(params.name, "last");
+        assert_eq!(params.count, Some(1));
     }
 
     #[tokio::test]

@@ -51,6 +51,13 @@ where
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
+        // Past the deadline the request has timed out, even if its answer
+        // happens to be ready by the time the task runs again.
+        if let Some(timer) = &mut this.timer
+            && timer.as_mut().poll(cx).is_ready()
+        {
+            return Poll::Ready(Ok(ApiError::RequestTimeout.into_response()));
+        }
         // A panicking handler leaves its future half-done: it is never
         // polled again, only dropped with the request.
         match catch_unwind(AssertUnwindSafe(|| Pin::new(&mut this.answer).poll(cx))) {

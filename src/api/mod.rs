@@ -132,6 +132,11 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for App {
 }
 
 impl App {
+    /// Every route template the app answers (its endpoints' and the docs').
+    pub fn routes(&self) -> impl Iterator<Item = &str> {
+        self.0.table.templates()
+    }
+
     fn answer<B>(&self, mut request: Request<B>) -> AppFuture
     where
         B: HttpBody<Data = axum::body::Bytes> + Send + 'static,

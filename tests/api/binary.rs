@@ -132,6 +132,8 @@ fn help_lists_every_option_with_its_environment_variable() {
         ("--max-connections", "API_MAX_CONNECTIONS"),
         ("--shutdown-delay", "API_SHUTDOWN_DELAY"),
         ("--shutdown-timeout", "API_SHUTDOWN_TIMEOUT"),
+        ("--write-timeout", "API_WRITE_TIMEOUT"),
+        ("--metrics-linger", "API_METRICS_LINGER"),
     ] {
         assert!(help.contains(option), "{option} in\n{help}");
         assert!(
@@ -279,6 +281,27 @@ fn healthcheck_without_a_url_probes_the_server_beside_it_on_the_ports_it_was_giv
             "healthy: http://127.0.0.1:{metrics_port}/livez: HTTP/1.1 200 OK\n\
              healthy: http://127.0.0.1:{port}/healthcheck: HTTP/1.1 200 OK\n"
         )
+    );
+}
+
+#[test]
+fn healthcheck_ignores_servers_in_other_network_namespaces() {
+    // Under `docker run --pid=host` the probe sees every container's server,
+    // but only the one sharing its network namespace answers on loopback.
+    let (port, metrics_port) = (free_port(), free_port());
+    let script = format!(
+        r#"unshare -n "$0" --host 127.0.0.1 --port {port} --metrics-port {metrics_port} >/dev/null &
+        "$0" --host 127.0.0.1 --port {port} --metrics-port {metrics_port} >/dev/null &
+        for _ in $(seq 50); do "$0" healthcheck --readiness >/dev/null 2>&1 && break; sleep 0.1; done
+        "$0" healthcheck --readiness"#
+    );
+    let Some((code, output)) = in_namespaces(&["-r", "-p", "-f", "--mount-proc"], &script) else {
+        return;
+    };
+    assert_eq!(code, 0, "{output}");
+    assert_eq!(
+        output,
+        format!("healthy: http://127.0.0.1:{port}/healthcheck: HTTP/1.1 200 OK\n")
     );
 }
 
@@ -480,12 +503,7 @@ fn parent_limited_cgroup(name: &str, limit: u64) -> Option<TestCgroup> {
 
 /// The `api_memory_limit_bytes` line the binary's metrics show.
 async fn memory_limit_line(binary: &Binary) -> Option<String> {
-    let text = reqwest::get(format!("{}/metrics", binary.metrics_address()))
-        .await
-        .expect("answers")
-        .text()
-        .await
-        .expect("text");
+    let text = crate::helpers::metrics_text(&binary.metrics_address()).await;
     text.lines()
         .find(|line| line.starts_with("api_memory_limit_bytes "))
         .map(str::to_owned)
@@ -667,4 +685,25 @@ async fn the_access_log_keeps_the_path_as_sent_and_names_the_route_it_reached() 
     let line = binary.log_line(|line| line["path"] == "/hello%5Fworld");
     assert_eq!(line["route"], "/hello_world", "{line}");
     assert_eq!(line["status"], 200, "{line}");
+}
+
+#[test]
+fn every_option_of_help_is_in_docs_configuration_md() {
+    let (_, help) = run_binary(&["--help"]);
+    let documented = include_str!("../../docs/configuration.md");
+    // Each option's own line: `      --port <PORT>` or `  -h, --help`.
+    let options: Vec<&str> = help
+        .lines()
+        .filter(|line| line.trim_start().starts_with('-'))
+        .filter_map(|line| line.split_whitespace().find(|word| word.starts_with("--")))
+        .map(|option| option.trim_end_matches(','))
+        .filter(|option| !["--help", "--version"].contains(option))
+        .collect();
+    assert!(options.len() >= 15, "{options:?}");
+    for option in options {
+        assert!(
+            documented.contains(&format!("`{option}`")),
+            "{option} is missing from docs/configuration.md"
+        );
+    }
 }

@@ -166,7 +166,22 @@ pub struct TestApp {
     pub server: Option<tokio::task::JoinHandle<Instant>>,
 }
 
+/// `GET /metrics` from the metrics port at `metrics_address`, as text.
+pub async fn metrics_text(metrics_address: &str) -> String {
+    reqwest::get(format!("{metrics_address}/metrics"))
+        .await
+        .expect("the metrics port answers")
+        .text()
+        .await
+        .expect("text")
+}
+
 impl TestApp {
+    /// Its `GET /metrics`, as text.
+    pub async fn metrics_text(&self) -> String {
+        metrics_text(&self.metrics_address).await
+    }
+
     /// Tells the server to stop and waits until its shutdown is over.
     pub async fn stopped(mut self) {
         self.stop.cancel();

@@ -169,12 +169,7 @@ async fn before_any_request_every_route_has_its_slo_series_at_zero() {
     // `rate()` needs a series to exist before it grows: one that first
     // appears at 3 hides a new instance's first errors.
     let app = spawn_app().await;
-    let text = reqwest::get(format!("{}/metrics", app.metrics_address))
-        .await
-        .expect("answers")
-        .text()
-        .await
-        .expect("text");
+    let text = app.metrics_text().await;
     for route in ["/hello_world", "/current_time", "/healthcheck", "/docs"] {
         for status in ["200", "408", "500"] {
             let series =
@@ -252,14 +247,7 @@ async fn past_max_connections_a_client_waits_until_one_closes_and_the_metrics_co
     .await
     .expect("joins");
 
-    let metrics = || async {
-        reqwest::get(format!("{}/metrics", app.metrics_address))
-            .await
-            .expect("the metrics port has a limit of its own")
-            .text()
-            .await
-            .expect("text")
-    };
+    let metrics = || app.metrics_text();
     // The first connection's end is counted by its task, a moment after
     // the client closed it: wait for the gauge to say two, then none.
     let open_becomes = |expected: f64| async move {

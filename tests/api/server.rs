@@ -189,12 +189,7 @@ async fn a_slowloris_client_is_cut_off_and_does_not_starve_others() {
 
 /// The value of `http_connection_errors_total{reason="<reason>"}`.
 async fn connection_errors(app: &TestApp, reason: &str) -> f64 {
-    let text = reqwest::get(format!("{}/metrics", app.metrics_address))
-        .await
-        .expect("metrics answer")
-        .text()
-        .await
-        .expect("text");
+    let text = app.metrics_text().await;
     let series = format!(r#"http_connection_errors_total{{listener="api",reason="{reason}"}} "#);
     text.lines()
         .find_map(|line| line.strip_prefix(&series))
@@ -519,12 +514,7 @@ async fn the_metrics_port_cuts_silent_clients_after_2_s_and_counts_them() {
         .await
         .expect("liveness answers once they are gone");
     assert_eq!(live.status(), 200);
-    let text = reqwest::get(format!("{address}/metrics"))
-        .await
-        .expect("answers")
-        .text()
-        .await
-        .expect("text");
+    let text = crate::helpers::metrics_text(&address).await;
     let series = r#"http_connection_errors_total{listener="metrics",reason="header_timeout"} "#;
     let counted: f64 = text
         .lines()
@@ -557,5 +547,37 @@ async fn the_api_and_metrics_ports_drain_within_one_shutdown_timeout() {
     assert!(
         took >= Duration::from_secs(2) && took < Duration::from_secs(3),
         "both drains share the one 2 s deadline: {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn with_a_metrics_linger_the_metrics_port_outlives_the_api_by_that_long() {
+    let mut config = ServerConfig::ephemeral();
+    config.metrics_linger = Duration::from_secs(1);
+    let mut app = spawn_app_with(config).await;
+    let (api, metrics) = (app.address.clone(), app.metrics_address.clone());
+    let asked = Instant::now();
+    app.stop.cancel();
+    while reqwest::get(format!("{api}/healthcheck")).await.is_ok() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let api_closed = asked.elapsed();
+    let scrape = reqwest::get(format!("{metrics}/metrics"))
+        .await
+        .expect("the drain's last counts can still be scraped");
+    assert_eq!(scrape.status(), 200);
+    app.server
+        .take()
+        .expect("running")
+        .await
+        .expect("the server stops");
+    let stopped = asked.elapsed();
+    assert!(
+        stopped >= api_closed + Duration::from_millis(900) && stopped < Duration::from_secs(4),
+        "the API closed after {api_closed:?}, the metrics port after {stopped:?}"
+    );
+    assert!(
+        reqwest::get(format!("{metrics}/metrics")).await.is_err(),
+        "then it closes"
     );
 }

@@ -44,9 +44,10 @@ def main(environment, github_environment):
         ecr.get_lifecycle_policy(repositoryName="api")["lifecyclePolicyText"])["rules"]) == 3)
 
     role = lambda: iam.get_role(RoleName=f"api-release-{environment}")["Role"]
-    check(f"release role trusts repo:OWNER/REPO:environment:{github_environment}", lambda: role()[
-        "AssumeRolePolicyDocument"]["Statement"][0]["Condition"]["StringEquals"][
-        "token.actions.githubusercontent.com:sub"] == f"repo:OWNER/REPO:environment:{github_environment}")
+    subject = f"repo:OWNER/REPO:environment:{github_environment}:ref:refs/tags/v*"
+    check(f"release role trusts {subject} (release tags only)", lambda: role()[
+        "AssumeRolePolicyDocument"]["Statement"][0]["Condition"]["StringLike"][
+        "token.actions.githubusercontent.com:sub"] == subject)
     policy = lambda: {s["Sid"]: s for s in iam.get_role_policy(
         RoleName=f"api-release-{environment}", PolicyName="push-and-deploy")["PolicyDocument"]["Statement"]}
     check("release role: pushes to the api repository only", lambda: policy()["EcrPushAndCheckTags"][

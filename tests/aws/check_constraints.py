@@ -243,6 +243,11 @@ def partition_of(region):
         return "aws-cn", "amazonaws.com.cn"
     if region.startswith("us-gov-"):
         return "aws-us-gov", "amazonaws.com"
+    # The ISO partitions (us-iso-east-1: c2s.ic.gov, ...) and the European
+    # Sovereign Cloud have suffixes of their own; deploy/aws refuses them
+    # (aws_region's validation), and so does this table.
+    if not re.fullmatch(r"[a-z]{2}-[a-z]+-[0-9]+", region):
+        raise ValueError(f"{region}: not a region of the aws, aws-cn or aws-us-gov partition")
     return "aws", "amazonaws.com"
 
 

@@ -4,11 +4,13 @@ promises, read from what Terraform would create.
     python3 tests/aws/check_plan.py PLAN.json ENVIRONMENT GITHUB_ENVIRONMENT
     python3 tests/aws/check_plan.py --registry-only PLAN.json
     python3 tests/aws/check_plan.py --fargate-spot PLAN.json BASE ON_DEMAND_WEIGHT SPOT_WEIGHT
+    python3 tests/aws/check_plan.py --trust PLAN.json ENVIRONMENT OPERATOR SUBJECT
 
 The second form checks the bootstrap's first plan (deploy/aws/bootstrap.sh
 ROOT registry): the repository and the role, and nothing that runs the
-image; the third, a plan with fargate_spot set. Prints one line per check and "N passed, N failed"; exits 1 on a
-failure.
+image; the third, a plan with fargate_spot set; the fourth, that the
+release role trusts exactly SUBJECT (OPERATOR StringEquals or StringLike).
+Prints one line per check and "N passed, N failed"; exits 1 on a failure.
 """
 
 import json
@@ -54,9 +56,9 @@ def checks(plan, environment, github_environment):
     listeners = lambda: {l["port"]: l for l in plan.all("aws_lb_listener")}
     seconds = lambda text: int(text.rstrip("s"))
 
-    def trust_condition(name):
+    def trust_condition(name, operator="StringEquals"):
         statement = trust()["Statement"][0]
-        return statement["Condition"]["StringEquals"][f"token.actions.githubusercontent.com:{name}"]
+        return statement["Condition"][operator][f"token.actions.githubusercontent.com:{name}"]
 
     def ingress(port):
         return [r for r in plan.all("aws_vpc_security_group_ingress_rule") if r["from_port"] == port]
@@ -72,8 +74,11 @@ def checks(plan, environment, github_environment):
     yield "GitHub OIDC provider for token.actions.githubusercontent.com, audience sts.amazonaws.com", lambda: (
         plan.one("aws_iam_openid_connect_provider")["url"] == "https://token.actions.githubusercontent.com"
         and plan.one("aws_iam_openid_connect_provider")["client_id_list"] == ["sts.amazonaws.com"])
-    yield f"release role trusts repo:OWNER/REPO:environment:{github_environment} only", lambda: trust_condition(
-        "sub") == f"repo:OWNER/REPO:environment:{github_environment}"
+    # trust_release_tags_only (the default): the subject's template has the ref.
+    subject = f"repo:OWNER/REPO:environment:{github_environment}:ref:refs/tags/v*"
+    yield f"release role trusts {subject} only (StringLike: release tags)", lambda: (
+        trust_condition("sub", "StringLike") == subject
+        and "token.actions.githubusercontent.com:sub" not in trust()["Statement"][0]["Condition"]["StringEquals"])
     yield "release role trusts the audience sts.amazonaws.com", lambda: trust_condition("aud") == "sts.amazonaws.com"
     yield "release role: assumed with a web identity, nothing else", lambda: trust()["Statement"][0]["Action"] == (
         "sts:AssumeRoleWithWebIdentity")
@@ -153,6 +158,15 @@ def registry_checks(path):
         yield f"registry plan: no {kind}", lambda kind=kind: not [c for c in changes if c["type"] == kind]
 
 
+def trust_checks(path, environment, operator, subject):
+    plan = Plan(path)
+    statement = lambda: json.loads(next(r for r in plan.all("aws_iam_role") if r["name"] == (
+        f"api-release-{environment}"))["assume_role_policy"])["Statement"][0]
+    yield f"the release role trusts {subject} ({operator}), and no other subject", lambda: [
+        (op, tests["token.actions.githubusercontent.com:sub"]) for op, tests in statement()["Condition"].items()
+        if "token.actions.githubusercontent.com:sub" in tests] == [(operator, subject)]
+
+
 def spot_checks(path, base, on_demand_weight, spot_weight):
     """A plan with fargate_spot = {on_demand_base, on_demand_weight, spot_weight}."""
     plan = Plan(path)
@@ -190,6 +204,8 @@ def run(all_checks, label):
 if __name__ == "__main__":
     if sys.argv[1] == "--registry-only":
         sys.exit(run(registry_checks(sys.argv[2]), "bootstrap"))
+    if sys.argv[1] == "--trust":
+        sys.exit(run(trust_checks(*sys.argv[2:6]), "trust"))
     if sys.argv[1] == "--fargate-spot":
         sys.exit(run(spot_checks(sys.argv[2], *map(int, sys.argv[3:6])), "Fargate Spot"))
     sys.exit(main(*sys.argv[1:4]))

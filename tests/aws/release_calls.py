@@ -243,20 +243,27 @@ def check(plan, without=None):
     # The trust: GitHub's token for a job of the environment, and nothing else.
     statement = listed(trust["Statement"])[0]
     provider = listed(statement["Principal"]["Federated"])[0]
-    subject = next(iter(listed(statement["Condition"]["StringEquals"]
-                               ["token.actions.githubusercontent.com:sub"])))
+    sub = "token.actions.githubusercontent.com:sub"
+    # StringEquals on GitHub's default subject, or StringLike on one whose
+    # template names the ref (trust_release_tags_only): a release job's
+    # token then ends in :ref:refs/tags/v0.1.0.
+    trusted = listed(next(tests[sub] for tests in statement["Condition"].values() if sub in tests))[0]
+    subject = trusted.replace("*", "0.1.0")
     audience = listed(statement["Condition"]["StringEquals"]["token.actions.githubusercontent.com:aud"])[0]
-    token = {"token.actions.githubusercontent.com:sub": subject, "token.actions.githubusercontent.com:aud": audience}
+    token = {sub: subject, "token.actions.githubusercontent.com:aud": audience}
     outcome(allowed(trust, "sts:AssumeRoleWithWebIdentity", "*", token, provider)[0],
             f"trust: a job of {subject} exchanges its token (audience {audience})")
-    owner_repo = subject.split(":")[1]
+    owner_repo, environment = subject.split(":")[1], subject.split(":")[3]
+    by_ref = [(f"repo:{owner_repo}:environment:{environment}:ref:refs/heads/main", "the environment's job on a branch"),
+              (f"repo:{owner_repo}:environment:{environment}", "the default subject, without the ref")]
     for other, why in [
-        (dict(token, **{"token.actions.githubusercontent.com:sub": f"repo:{owner_repo}:ref:refs/heads/main"}),
-         "a job without the environment (any branch)"),
-        (dict(token, **{"token.actions.githubusercontent.com:sub": f"repo:{owner_repo}:pull_request"}), "a pull request"),
-        (dict(token, **{"token.actions.githubusercontent.com:sub": "repo:someone/fork:environment:" + subject.rsplit(":", 1)[1]}),
+        (dict(token, **{sub: f"repo:{owner_repo}:ref:refs/heads/main"}), "a job without the environment (any branch)"),
+        (dict(token, **{sub: f"repo:{owner_repo}:pull_request"}), "a pull request"),
+        (dict(token, **{sub: subject.replace(owner_repo, "someone/fork", 1)}),
          "another repository's environment of the same name"),
         (dict(token, **{"token.actions.githubusercontent.com:aud": "https://github.com/" + owner_repo}), "another audience"),
+        # Where the trust is a pattern, it must still refuse a branch's job.
+        *[(dict(token, **{sub: other_subject}), why) for other_subject, why in by_ref if "*" in trusted],
     ]:
         outcome(not allowed(trust, "sts:AssumeRoleWithWebIdentity", "*", other, provider)[0], f"trust refuses {why}")
     print(f"\n{passed} passed, {failed} failed")

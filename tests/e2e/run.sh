@@ -5,7 +5,7 @@
 # limit, 10,000 connections under a
 # container's open-files limit, the connection limit, rolling restarts
 # behind HAProxy and a soak, plus the supply-chain checks. Installs what it
-# needs; about 8 minutes.
+# needs; docs/reliability.md says how long it took last.
 #
 #   tests/e2e/run.sh                                everything
 #   SOAK_SECONDS=30 tests/e2e/run.sh                a shorter soak

@@ -13,6 +13,7 @@ module "registry" {
   oidc_provider_arn  = var.oidc_provider_arn
   github_repository  = var.github_repository
   github_environment = var.github_environment
+  release_tags_only  = var.trust_release_tags_only
   role_name          = "api-release-${var.environment}"
   # Names only (no resource of the service module behind them): the
   # bootstrap applies this module alone, before the service exists.

@@ -1,6 +1,12 @@
 output "repository_url" {
-  description = "Push here: scripts/push.sh --ecr --account <id> --region <region> pushes to this repository."
+  description = "The ECR repository the release pushes to: ECR_REPOSITORY_URL for the release workflow."
   value       = module.registry.repository_url
+}
+
+output "trusted_subject" {
+  description = "The subject of GitHub's OIDC token the release role trusts."
+  value       = module.registry.trusted_subject
+  depends_on  = [module.registry]
 }
 
 output "release_role_arn" {
@@ -18,14 +24,21 @@ output "alb_dns_name" {
   value       = module.service.alb_dns_name
 }
 
+# The release workflow's variables (bootstrap.sh ROOT variables) by name,
+# not from the resources: the GitHub environments need them for the first
+# release, which comes before the service step. A registry-only apply
+# (-target=module.registry) records only the outputs that depend on what it
+# applies, hence depends_on.
 output "cluster_name" {
   description = "ECS_CLUSTER for the release workflow."
-  value       = module.service.cluster_name
+  value       = module.service.deploy_target.cluster_name
+  depends_on  = [module.registry]
 }
 
 output "service_name" {
   description = "ECS_SERVICE for the release workflow."
-  value       = module.service.service_name
+  value       = module.service.deploy_target.service_name
+  depends_on  = [module.registry]
 }
 
 output "log_group" {
@@ -46,6 +59,7 @@ output "image_tag" {
 output "aws_region" {
   description = "AWS_REGION for the release workflow."
   value       = var.aws_region
+  depends_on  = [module.registry]
 }
 
 output "oidc_audience" {

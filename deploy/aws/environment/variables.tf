@@ -8,11 +8,15 @@ variable "aws_account_id" {
 }
 
 variable "aws_region" {
-  description = "The AWS region, e.g. eu-west-1."
+  description = "The AWS region, e.g. eu-west-1: in the aws, aws-cn (China) or aws-us-gov (GovCloud) partition."
   type        = string
+  # The partitions the release scripts know (ECR's host name, ARNs): the ISO
+  # regions (us-iso-east-1, ...) and the European Sovereign Cloud
+  # (eusc-de-east-1) have other host names and are refused here rather than
+  # at the first release.
   validation {
-    condition     = can(regex("^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]$", var.aws_region))
-    error_message = "aws_region must be a region name such as eu-west-1 or us-gov-west-1."
+    condition     = can(regex("^([a-z]{2}|us-gov)-[a-z]+-[0-9]+$", var.aws_region))
+    error_message = "aws_region must be a region of the aws, aws-cn or aws-us-gov partition, such as eu-west-1, cn-north-1 or us-gov-west-1 (ISO and European Sovereign Cloud regions are not supported)."
   }
 }
 
@@ -26,8 +30,14 @@ variable "environment" {
 }
 
 variable "github_repository" {
-  description = "OWNER/REPO of the GitHub repository whose release workflow deploys here."
+  description = "The GitHub repository whose release workflow deploys here, as its OIDC subject names it: OWNER/REPO, or OWNER@OWNER_ID/REPO@REPO_ID where GitHub's immutable subject claims apply (docs/deploy.md, \"The release role's trust\")."
   type        = string
+}
+
+variable "trust_release_tags_only" {
+  description = "The release role trusts jobs of release tags (refs/tags/v*) only. Needs the repository's OIDC subject template to include the ref (docs/deploy.md, \"The release role's trust\"); false trusts GitHub's default subject, from any ref."
+  type        = bool
+  default     = true
 }
 
 variable "github_environment" {

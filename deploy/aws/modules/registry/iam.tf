@@ -15,6 +15,10 @@ locals {
     var.oidc_provider_arn,
     "arn:${local.partition}:iam::${local.account_id}:oidc-provider/${local.github_oidc_host}",
   )
+  trusted_subject = join("", [
+    "repo:${var.github_repository}:environment:${var.github_environment}",
+    var.release_tags_only ? ":ref:refs/tags/v*" : "",
+  ])
   # The deploy target by ARN, built from names: nothing here waits for the
   # service module, so `terraform apply -target=module.registry` makes the
   # repository and the role before anything runs the image.
@@ -51,13 +55,17 @@ data "aws_iam_policy_document" "trust" {
       variable = "${local.github_oidc_host}:aud"
       values   = [local.oidc_audience]
     }
-    # A job that names `environment:` gets this subject, whatever its
-    # branch or tag: the environment's deployment rules (docs/deploy.md,
-    # "Releases": tags v* only) are the gate, and its reviewers.
+    # GitHub's default subject for a job that names `environment:` is
+    # repo:OWNER/REPO:environment:<name>, whatever its branch or tag: the
+    # environment's deployment rules would be the only gate. With the
+    # repository's subject template set to repo, context, ref (GitHub:
+    # "Customizing the subject claims", docs/deploy.md "The release role's
+    # trust"), the token also says which ref it ran from, and AWS itself
+    # refuses any ref but a release tag.
     condition {
-      test     = "StringEquals"
+      test     = var.release_tags_only ? "StringLike" : "StringEquals"
       variable = "${local.github_oidc_host}:sub"
-      values   = ["repo:${var.github_repository}:environment:${var.github_environment}"]
+      values   = [local.trusted_subject]
     }
   }
 }

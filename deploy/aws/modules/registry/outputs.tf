@@ -27,3 +27,8 @@ output "oidc_audience" {
   description = "The audience the role's trust expects in GitHub's token: sts.amazonaws.com (sts.amazonaws.com.cn in China, where the release workflow needs AWS_OIDC_AUDIENCE set to it)."
   value       = local.oidc_audience
 }
+
+output "trusted_subject" {
+  description = "The OIDC subject the role trusts (a StringLike pattern when it ends in *): what GitHub's token must say."
+  value       = local.trusted_subject
+}

@@ -51,12 +51,18 @@ variable "oidc_provider_arn" {
 }
 
 variable "github_repository" {
-  description = "The GitHub repository whose release workflow may assume the role, as OWNER/REPO."
+  description = "The GitHub repository whose release workflow may assume the role, as the repo part of its OIDC subject: OWNER/REPO, or OWNER@OWNER_ID/REPO@REPO_ID for a repository with GitHub's immutable subject claims (created or renamed after 2026-07-15, or opted in)."
   type        = string
   validation {
-    condition     = can(regex("^[A-Za-z0-9-]+/[A-Za-z0-9._-]+$", var.github_repository))
-    error_message = "github_repository must be OWNER/REPO, e.g. acme/api."
+    condition     = can(regex("^([A-Za-z0-9-]+/[A-Za-z0-9._-]+|[A-Za-z0-9-]+@[0-9]+/[A-Za-z0-9._-]+@[0-9]+)$", var.github_repository))
+    error_message = "github_repository must be OWNER/REPO (e.g. acme/api), or OWNER@OWNER_ID/REPO@REPO_ID (e.g. acme@123456/api@456789) where GitHub's immutable subject claims apply."
   }
+}
+
+variable "release_tags_only" {
+  description = "Trust jobs of release tags only: the subject must end in :ref:refs/tags/v<anything>, which GitHub writes only once the repository's OIDC subject template includes ref (claim keys repo, context, ref). False trusts GitHub's default subject, whatever the ref."
+  type        = bool
+  default     = true
 }
 
 variable "github_environment" {
