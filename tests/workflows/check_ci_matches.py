@@ -26,7 +26,12 @@ scripts they run for the supply chain):
   - every action is pinned to a full commit SHA, its version in a comment,
     and that commit is one verified as the tag of a Node 24 release;
   - both environments push and deploy through deploy/aws/release.sh, and
-    release.yml itself asks AWS nothing (no tag-exists guess).
+    release.yml itself asks AWS nothing (no tag-exists guess);
+  - the push job runs scripts/test-push.sh as root (sudo: it installs and
+    starts its own registry, and trusts its CA in /etc/docker/certs.d) with
+    no API_TEST_REGISTRY, so that registry is the one tested; the images job
+    lets its DNS server bind port 53 (sudo, or the unprivileged-port sysctl
+    before the suite runs).
 Then it breaks each of these in a copy and requires the check to notice
 (a check that cannot fail proves nothing). Needs PyYAML. Prints one line
 per check and "N passed, M failed"; exits 1 on a failure.
@@ -156,6 +161,28 @@ def attest_problems(name, job):
     yield f"release.yml: {name} may write attestations", None if permission == "write" else f"attestations: {permission}"
 
 
+def privilege_problems(ci):
+    """The push and images jobs get the privileges their suites need."""
+    push = ci["jobs"].get("push", {})
+    runs = [step.get("run", "") for step in push.get("steps", [])]
+    as_root = any(runs_command(run, "scripts/test-push.sh") and re.search(r"(^|\s)sudo\s", run) for run in runs)
+    yield "ci.yml: push runs scripts/test-push.sh as root (its own registry)", \
+        None if as_root else "test-push.sh runs without sudo: it cannot install and start its registry"
+    given = [name for name, value in [*(push.get("env") or {}).items(),
+                                       *((k, v) for s in push.get("steps", []) for k, v in (s.get("env") or {}).items())]
+             if name == "API_TEST_REGISTRY"]
+    yield "ci.yml: push tests the registry test-push.sh starts", \
+        None if not given else "API_TEST_REGISTRY is set: a registry nothing in the workflow starts"
+    steps = ci["jobs"].get("images", {}).get("steps", [])
+    at = next((i for i, step in enumerate(steps) if runs_command(step.get("run", ""), "scripts/test-images.sh")), None)
+    before = " ".join(step.get("run", "") for step in steps[:at or 0])
+    own = steps[at].get("run", "") if at is not None else ""
+    port53 = re.search(r"ip_unprivileged_port_start=(\d+)", before)
+    allowed = bool(re.search(r"(^|\s)sudo\s", own)) or (port53 is not None and int(port53[1]) <= 53)
+    yield "ci.yml: images lets its DNS server bind port 53", \
+        None if allowed else "test-images.sh runs unprivileged and nothing before it lowers ip_unprivileged_port_start"
+
+
 def problems(ci_run, ci_text, release_text, e2e_text="", gate_text="", release_sh=""):
     """(check, problem or None) pairs."""
     ci, release = yaml.safe_load(ci_text), yaml.safe_load(release_text)
@@ -164,6 +191,7 @@ def problems(ci_run, ci_text, release_text, e2e_text="", gate_text="", release_s
         jobs = [job for job, run in runs if runs_command(run, command)]
         yield f"ci.yml runs `{command}`", None if jobs else "no job of ci.yml runs it (or only behind an if:)"
     yield from gate_problems(ci, runs, e2e_text, gate_text)
+    yield from privilege_problems(ci)
     yield from cached_build_problems("ci.yml", "images", ci["jobs"].get("images", {}), "scripts/test-images.sh")
     build = release["jobs"].get("build", {})
     yield from cached_build_problems("release.yml", "build", build, "release_build")
@@ -244,6 +272,19 @@ def breaks(ci_run, ci_text, release_text, e2e_text, gate_text, release_sh):
     for job in no_permission["jobs"].values():
         (job.get("permissions") or {}).pop("attestations", None)
     yield ("attestations without the permission to write them", "release.yml: staging may write attestations", ci_run, ci_text, dump(no_permission), *rest)
+
+    unprivileged = copy.deepcopy(ci)
+    for step in unprivileged["jobs"]["push"]["steps"]:
+        if "run" in step:
+            step["run"] = re.sub(r"sudo\s+(--preserve-env=\S+\s+)?", "", step["run"])
+    yield ("the push suite without sudo", "ci.yml: push runs scripts/test-push.sh as root", ci_run, dump(unprivileged), release_text, *rest)
+    elsewhere = copy.deepcopy(ci)
+    elsewhere["jobs"]["push"].setdefault("env", {})["API_TEST_REGISTRY"] = "localhost:5000"
+    yield ("the push suite pointed at a registry nobody starts", "ci.yml: push tests the registry", ci_run, dump(elsewhere), release_text, *rest)
+    no_port = copy.deepcopy(ci)
+    no_port["jobs"]["images"]["steps"] = [s for s in no_port["jobs"]["images"]["steps"]
+                                          if "ip_unprivileged_port_start" not in s.get("run", "")]
+    yield ("the images job without port 53", "ci.yml: images lets its DNS server bind port 53", ci_run, dump(no_port), release_text, *rest)
 
     without_aws = copy.deepcopy(ci)
     for job in without_aws["jobs"].values():
