@@ -215,6 +215,7 @@ COPY --from=runtime /usr/lib/os-release /os-release
 FROM scratch AS dpkg-of-staging
 COPY --from=builder /var/lib/dpkg/status /status.d/status
 COPY --from=builder /usr/lib/os-release /os-release
+# checkov:skip=CKV_DOCKER_7:dpkg-of-${SBOM_OF} is one of the two stages above, not an image from a registry
 # hadolint ignore=DL3006
 FROM dpkg-of-${SBOM_OF} AS dpkg-of-image
 
