@@ -403,13 +403,13 @@ check "the arm64 image's, from its digest" find_sbom "$ARM64_DIGEST" "$WORK/foun
 check "... is the arm64 SBOM" cmp "$WORK/sbom-arm64.cdx.json" "$WORK/found-arm64/sbom-1.cdx.json"
 check "both, from the index digest" find_sbom "$INDEX_DIGEST" "$WORK/found-index" 2 "$MULTI"
 check "a re-run succeeds" multi_push
+check "... pushing nothing" fails grep -q '^pushed' "$OUT"
+check "... finding the same index under both tags" output_has "present $REGISTRY/$MULTI:production-$SHA@$INDEX_DIGEST"
 check "--platform linux/amd64,linux/arm64/v8 (arm64's default variant, said) is the same push" \
   push --repository "$MULTI" --platform linux/amd64,linux/arm64/v8 --local-image "$IMAGE" --local-image "$ARM64" \
   --sbom "$SBOM" --sbom "$WORK/sbom-arm64.cdx.json"
 check "... finding the same index, pushing nothing" output_has "present $REGISTRY/$MULTI:production-$SHA@$INDEX_DIGEST"
 check "... and no tag of its own for the variant" fails grep -q 'arm64-v8' "$OUT"
-check "... pushing nothing" fails grep -q '^pushed' "$OUT"
-check "... finding the same index under both tags" output_has "present $REGISTRY/$MULTI:production-$SHA@$INDEX_DIGEST"
 check "an index of other images under the same tags fails with exit 3" exits 3 push --repository "$MULTI" \
   --platform linux/amd64,linux/arm64 --local-image "$OTHER" --local-image "$ARM64" \
   --sbom "$SBOM" --sbom "$WORK/sbom-arm64.cdx.json"
