@@ -249,7 +249,7 @@ log "a scanner's view: cargo audit bin (RustSec's own scanner) on the production
 CARGO_AUDIT=$(cargo_tool cargo-audit 0.22.2)
 advisory_db "$WORK/advisory-db"
 scans() {
-  "$CARGO_AUDIT" audit bin --db "$WORK/advisory-db" --no-fetch --json "$WORK/api" >"$WORK/scan.json" 2>"$WORK/scan.log"
+  "$CARGO_AUDIT" audit --db "$WORK/advisory-db" --no-fetch --json bin "$WORK/api" >"$WORK/scan.json" 2>"$WORK/scan.log"
   python3 - "$WORK/scan.json" "$ADVISORY_DB_SAID" <<'PYTHON'
 import json, sys
 scan = json.load(open(sys.argv[1]))
