@@ -52,18 +52,64 @@ apt_tool() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${2:-$1}" >/dev/null
 }
 
-# python_tool NAME REQUIREMENT: a venv of its own per tool (their pins clash),
-# cached between runs; prints the venv's bin directory.
+# python_tool NAME REQUIREMENT...: a venv of its own per tool (their pins
+# clash), cached between runs; prints the venv's bin directory.
 python_tool() {
   local venv=$CACHE_DIR/venv-$1
-  if [[ ! -f $venv/.installed || $(cat "$venv/.installed") != "$2" ]]; then
-    log "installing $2 (pip, into $venv)"
+  shift
+  if [[ ! -f $venv/.installed || $(cat "$venv/.installed") != "$*" ]]; then
+    log "installing $* (pip, into $venv)"
     rm -rf "$venv"
     python3 -m venv "$venv"
-    "$venv/bin/pip" install -q --disable-pip-version-check "$2" >&2
-    printf '%s' "$2" >"$venv/.installed"
+    "$venv/bin/pip" install -q --disable-pip-version-check "$@" >&2
+    printf '%s' "$*" >"$venv/.installed"
   fi
   printf '%s/bin' "$venv"
+}
+
+# cargo_tool NAME VERSION: a crates.io tool (cargo-deny, rust-audit-info),
+# `cargo install --locked` into a folder of its own per version, cached
+# between runs (a few minutes, once); prints the path of its binary. One
+# already on PATH at that version is used as it is.
+cargo_tool() {
+  local root=$CACHE_DIR/cargo/$1-$2 found
+  found=$(command -v "$1" || true)
+  if [[ -n $found && $("$found" --version 2>/dev/null) == *" $2"* ]]; then
+    printf '%s\n' "$found"
+    return
+  fi
+  if [[ ! -x $root/bin/$1 ]]; then
+    log "installing $1 $2 (cargo install --locked, into $root; a few minutes, once)"
+    cargo install --locked --quiet --root "$root" "$1@$2" >&2
+  fi
+  printf '%s\n' "$root/bin/$1"
+}
+
+# advisory_db DIR: the RustSec advisory database, as a git repository in DIR
+# (cargo-deny and cargo-audit open it with git): a fresh clone of the live
+# one where GitHub answers, else the offline snapshot (ADVISORY_SNAPSHOT,
+# default ../shared/advisory-db, a copy without history) committed into a
+# throwaway repository. ADVISORY_DB=live or =snapshot forces either: on
+# GitHub, live, so that nothing older is ever used there. Sets
+# ADVISORY_DB_SAID: which database, of what commit and date.
+advisory_db() {
+  local dir=$1 live=https://github.com/rustsec/advisory-db mode=${ADVISORY_DB:-auto} snapshot
+  snapshot=$(realpath -m "${ADVISORY_SNAPSHOT:-$REPO_ROOT/../shared/advisory-db}")
+  apt_tool git
+  if [[ $mode != snapshot ]] && timeout 120 git clone -q --depth 1 "$live" "$dir" 2>/dev/null; then
+    ADVISORY_DB_SAID="the live RustSec database, $live at commit $(git -C "$dir" log -1 --format='%h of %cs')"
+  elif [[ $mode == live ]]; then
+    die "ADVISORY_DB=live, but $live cannot be cloned"
+  elif [[ -d $snapshot/crates ]]; then
+    cp -r "$snapshot" "$dir"
+    git -C "$dir" init -q -b main
+    git -C "$dir" add -A
+    git -C "$dir" -c user.name=snapshot -c user.email=snapshot@invalid commit -q -m "RustSec snapshot"
+    # shellcheck disable=SC2034 # for the scripts that source this file
+    ADVISORY_DB_SAID="the offline snapshot in $snapshot, $(sed -n 's/.*as of its commit \([0-9a-f]\{7\}\)[0-9a-f]* (\([0-9-]*\)).*/commit \1 of \2/p' "$snapshot/SNAPSHOT.md"): only as current as that date"
+  else
+    die "neither the live RustSec database ($live) nor a snapshot ($snapshot) can be read"
+  fi
 }
 
 # Starts the Docker engine and makes the base images available: through the
@@ -138,6 +184,24 @@ crate_version() {
   sed -n 's/^version = "\(.*\)"/\1/p' "$REPO_ROOT/Cargo.toml" | head -n 1
 }
 
+# ecr_registry ACCOUNT REGION: the host name of ACCOUNT's ECR registry in
+# REGION. The domain is the region's partition's (botocore's partitions.json):
+# China's regions are in aws-cn (amazonaws.com.cn), the European Sovereign
+# Cloud in aws-eusc (amazonaws.eu), the isolated partitions have their own.
+ecr_registry() {
+  local domain
+  case $2 in
+    cn-*) domain=amazonaws.com.cn ;;
+    eusc-*) domain=amazonaws.eu ;;
+    us-iso-*) domain=c2s.ic.gov ;;
+    us-isob-*) domain=sc2s.sgov.gov ;;
+    us-isof-*) domain=csp.hci.ic.gov ;;
+    eu-isoe-*) domain=cloud.adc-e.uk ;;
+    *) domain=amazonaws.com ;;
+  esac
+  printf '%s.dkr.ecr.%s.%s\n' "$1" "$2" "$domain"
+}
+
 # The build context's files (the `!` lines of .dockerignore), plus the
 # Dockerfile and .dockerignore: what an image is built from.
 image_sources() {
@@ -195,13 +259,67 @@ image_build_args() {
 BASE_IMAGE_ARGS=()
 
 # image_build DOCKER_BUILD_ARGS...: `docker build`; with API_BUILDX_CACHE set
-# (CI on GitHub: e.g. type=gha,scope=images), `docker buildx build --load`
-# importing and exporting that layer cache, which outlives the runner.
+# (CI on GitHub: e.g. type=gha,scope=images), `docker buildx build` on the
+# builder API_BUILDX_BUILDER names (docker/setup-buildx-action's, whose
+# docker-container driver can export a cache), importing and exporting that
+# layer cache, which outlives the runner, and loading the image into docker
+# (--load) unless the arguments say where the result goes (--output).
 image_build() {
   if [[ -n ${API_BUILDX_CACHE:-} ]]; then
-    "$DOCKER" buildx build --load --cache-from "$API_BUILDX_CACHE" \
+    local options=(--load) arg
+    for arg in "$@"; do [[ $arg != --output && $arg != --output=* && $arg != -o ]] || options=(); done
+    [[ -z ${API_BUILDX_BUILDER:-} ]] || options+=(--builder "$API_BUILDX_BUILDER")
+    "$DOCKER" buildx build ${options[@]+"${options[@]}"} --cache-from "$API_BUILDX_CACHE" \
       --cache-to "$API_BUILDX_CACHE,mode=max,ignore-error=true" "$@"
   else
     "$DOCKER" build "$@"
   fi
+}
+
+# image_sbom FILE IMAGE DOCKER_BUILD_ARGS...: writes the CycloneDX SBOM of
+# the image IMAGE (staging or production) built with DOCKER_BUILD_ARGS (the
+# context, --platform, the build arguments: the image's own) to FILE. It is
+# the Dockerfile's `sbom` target, so it reuses the image build's cache.
+image_sbom() {
+  local file=$1 of=$2 out
+  shift 2
+  out=$(mktemp -d)
+  if image_build --target sbom --build-arg "SBOM_OF=$of" --output "type=local,dest=$out" "$@"; then
+    mv "$out/sbom.cdx.json" "$file"
+    rm -rf "$out"
+  else
+    rm -rf "$out"
+    return 1
+  fi
+}
+
+# The images a release ships, one line each: TARGET PLATFORM LOCAL_IMAGE.
+# Production runs on x86_64 and Graviton; staging is the debugging image,
+# x86_64 only. release_build makes them, deploy/aws/release.sh pushes them.
+release_images() {
+  printf '%s\n' "staging linux/amd64 api:staging" \
+    "production linux/amd64 api:production" "production linux/arm64 api:production-arm64"
+}
+
+# release_sbom DIR LOCAL_IMAGE: where release_build puts an image's SBOM.
+release_sbom() { printf '%s/%s.cdx.json\n' "$1" "${2//:/-}"; }
+
+# release_build DIR: builds every image of release_images from this checkout
+# with the release build arguments, and its SBOM into DIR (release_sbom);
+# then saves the images to DIR/images.tar.gz, for the jobs that push them.
+release_build() {
+  local dir=$1 target platform image stage
+  mkdir -p "$dir"
+  image_build_args "$REPO_ROOT"
+  while read -r target platform image; do
+    stage=production
+    [[ $target == production ]] || stage=builder
+    log "building $image ($target, $platform) and its SBOM"
+    image_build "$REPO_ROOT" --platform "$platform" --target "$stage" -t "$image" \
+      "${IMAGE_BUILD_ARGS[@]}" ${BASE_IMAGE_ARGS[@]+"${BASE_IMAGE_ARGS[@]}"}
+    image_sbom "$(release_sbom "$dir" "$image")" "$target" "$REPO_ROOT" --platform "$platform" \
+      "${IMAGE_BUILD_ARGS[@]}" ${BASE_IMAGE_ARGS[@]+"${BASE_IMAGE_ARGS[@]}"}
+  done < <(release_images)
+  # shellcheck disable=SC2046 # one word per image
+  "$DOCKER" save $(release_images | cut -d' ' -f3) | gzip >"$dir/images.tar.gz"
 }

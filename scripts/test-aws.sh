@@ -371,7 +371,7 @@ ln -s "$PWD/$TESTS/push-through-ecr-api.sh" "$WORK/release-tree/scripts/push.sh"
 first_release() {
   local environment=$2
   as "$1" env ACCOUNT=123456789012 AWS_REGION=eu-west-1 VERSION="$(crate_version)" ECR_REPOSITORY_URL="$repository_url" \
-    ECS_CLUSTER="api-$environment" ECS_SERVICE=api PUSH_WALK_PYTHON="$MODELS_PY" \
+    ECS_CLUSTER="api-$environment" ECS_SERVICE=api PUSH_WALK_PYTHON="$MODELS_PY" RELEASE_DIR="$WORK/release-dir" \
     "$WORK/release-tree/deploy/aws/release.sh" "${@:3}" >"$WORK/release.out" 2>"$WORK/release.log" || {
     tail -n 15 "$WORK/release.log"
     return 1

@@ -22,7 +22,7 @@ WORK=$(mktemp -d)
 cleanup() {
   for container in ${CONTAINERS[@]+"${CONTAINERS[@]}"}; do "$DOCKER" rm -f "$container" >/dev/null 2>&1 || true; done
   for pid in ${BACKGROUND[@]+"${BACKGROUND[@]}"}; do kill "$pid" 2>/dev/null || true; done
-  "$DOCKER" rmi api:rebuilt api:panic-test >/dev/null 2>&1 || true
+  "$DOCKER" rmi api:rebuilt api:panic-test "api:rust-target-$$" "api:arm64-test-$$" >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -200,6 +200,124 @@ cargo metadata --format-version 1 --locked --filter-platform "$(rustc -vV | sed 
   >"$WORK/metadata.json" 2>"$WORK/metadata.log" || cat "$WORK/metadata.log" >&2
 check "production: the licenses label covers every crate linked in, glibc and libgcc" \
   python3 tests/images/licenses.py "$WORK/metadata.json" "$(label "$PRODUCTION" licenses)"
+
+log "the crate list travels in the binary (cargo auditable)"
+AUDIT_INFO=$(cargo_tool rust-audit-info 0.5.4)
+# binary_of IMAGE FILE: the image's /usr/local/bin/api, copied to FILE.
+binary_of() {
+  local container
+  container=$("$DOCKER" create "$1" /usr/local/bin/api 2>/dev/null) || return 1
+  "$DOCKER" cp "$container:/usr/local/bin/api" - | tar -xO >"$2"
+  "$DOCKER" rm "$container" >/dev/null
+}
+binary_of "$PRODUCTION" "$WORK/api"
+# audit_data BINARY JSON: rust-audit-info, the format's reference reader, on BINARY.
+audit_data() { "$AUDIT_INFO" "$1" >"$2" && printf '     %s bytes of JSON\n' "$(wc -c <"$2")"; }
+check "production: the binary carries its crate list (rust-audit-info reads it)" audit_data "$WORK/api" "$WORK/audit.json"
+# The image is built with no features: Cargo.lock's graph for those and this target.
+check "production: ... and it is Cargo.lock's dependency graph for the shipped features" \
+  python3 tests/supply_chain/audit_data.py "$WORK/audit.json" "$WORK/metadata.json"
+
+log "the SBOM of each image (docker build --target sbom), against the image"
+SUPPLY=$(python_tool supply-chain "cyclonedx-python-lib[json-validation]==11.12.0" "oras==0.2.43")
+# sbom_describes NAME DPKG_PATH: NAME's SBOM, built as NAME was (no build
+# arguments), lists what the image holds: its binary's crates and hash, the
+# Debian packages of its dpkg database (DPKG_PATH, copied out of the image).
+sbom_describes() {
+  local name=$1 dpkg=$2 container copied
+  image_sbom "$WORK/$name.cdx.json" "$name" . ${BASE_IMAGE_ARGS[@]+"${BASE_IMAGE_ARGS[@]}"} \
+    --progress=plain >"$WORK/sbom-$name.log" 2>&1 || { tail -n 20 "$WORK/sbom-$name.log" >&2; return 1; }
+  mkdir -p "$WORK/dpkg-$name"
+  container=$("$DOCKER" create "$(image "$name")" /x)
+  "$DOCKER" cp "$container:$dpkg" - | tar -x -C "$WORK/dpkg-$name"
+  "$DOCKER" rm "$container" >/dev/null
+  copied=$WORK/dpkg-$name/$(basename "$dpkg")
+  [[ -d $copied ]] || copied=${copied%/*}
+  "$SUPPLY/python" tests/supply_chain/check_sbom.py "$WORK/$name.cdx.json" "$WORK/audit.json" \
+    "$copied" --image "$name" --platform linux/amd64 --revision "" --source "" \
+    --binary-sha256 "$(sha256sum "$WORK/api" | cut -d' ' -f1)" \
+    --rust "$(sed -n 's/^ARG RUST_IMAGE=.*:\([0-9.]*\)-.*/\1/p' Dockerfile)" | sed 's/^/     /'
+  [[ ${PIPESTATUS[0]} == 0 ]]
+}
+check "production: its SBOM describes it (valid CycloneDX, every crate, its 4 Debian packages, the binary)" \
+  sbom_describes production /var/lib/dpkg/status.d
+check "staging: its SBOM describes it (every crate, every Debian package of the Rust image)" \
+  sbom_describes staging /var/lib/dpkg/status
+
+log "a scanner's view: cargo audit bin (RustSec's own scanner) on the production binary"
+# What "0 findings" means now: the scanner read the crate list in the binary.
+CARGO_AUDIT=$(cargo_tool cargo-audit 0.22.2)
+advisory_db "$WORK/advisory-db"
+scans() {
+  "$CARGO_AUDIT" audit --db "$WORK/advisory-db" --no-fetch --json bin "$WORK/api" >"$WORK/scan.json" 2>"$WORK/scan.log"
+  python3 - "$WORK/scan.json" "$ADVISORY_DB_SAID" <<'PYTHON'
+import json, sys
+scan = json.load(open(sys.argv[1]))
+crates, found = scan["lockfile"]["dependency-count"], scan["vulnerabilities"]["count"]
+warnings = {kind: len(items) for kind, items in scan.get("warnings", {}).items()}
+print(f"     {crates} crates scanned, {found} vulnerabilities, warnings {warnings or 'none'}; {sys.argv[2]}")
+sys.exit(0 if crates > 100 and found == 0 else 1)
+PYTHON
+}
+check "cargo audit bin: the crates in the binary scanned, none with a known vulnerability" scans
+
+log "arm64: the Dockerfile's Rust target, linker and cross packages (a dry run; see docs/images.md)"
+# rust_target_env PLATFORM: /etc/rust-target.env as the rust-target stage,
+# which decides how to compile, writes it when building for PLATFORM (on this
+# machine's platform: nothing is compiled or emulated).
+rust_target_env() {
+  image_build . --platform "$1" --target rust-target -t "api:rust-target-$$" \
+    ${BASE_IMAGE_ARGS[@]+"${BASE_IMAGE_ARGS[@]}"} --progress=plain >"$WORK/rust-target.log" 2>&1 || return 1
+  # (Docker warns that the image says arm64: its files are this machine's.)
+  "$DOCKER" run --rm --entrypoint cat "api:rust-target-$$" /etc/rust-target.env 2>>"$WORK/rust-target.log"
+}
+env_is() {
+  local got
+  got=$(rust_target_env "$1") || { tail -n 5 "$WORK/rust-target.log" | sed 's/^/     | /'; return 1; }
+  printf '     %s\n' "${got//$'\n'/$'\n     '}"
+  [[ $got == "$2" ]]
+}
+check "linux/amd64: this machine's own target, no cross tools (the amd64 build as before)" \
+  env_is linux/amd64 $'RUST_TARGET=x86_64-unknown-linux-gnu\nCROSS_PACKAGES='
+check "linux/arm64: aarch64-unknown-linux-gnu, linked by aarch64-linux-gnu-gcc, with Debian's cross gcc and glibc" \
+  env_is linux/arm64 $'RUST_TARGET=aarch64-unknown-linux-gnu\nCROSS_PACKAGES=\'gcc-aarch64-linux-gnu libc6-dev-arm64-cross\'\nexport CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc'
+# In the toolchain image (Debian 12, as the build's): the packages install,
+# the linker and the static glibc are in them, and the toolchain knows the target.
+cross_tools_exist() {
+  # shellcheck disable=SC2016 # expanded in the container
+  "$DOCKER" run --rm --entrypoint bash "api:rust-target-$$" -c 2>>"$WORK/rust-target.log" '
+    set -euo pipefail
+    . /etc/rust-target.env
+    read -ra packages <<<"$CROSS_PACKAGES"
+    apt-get update -qq
+    apt-get install --dry-run -qq "${packages[@]}" | grep -c "^Inst" | sed "s/^/     apt-get install --dry-run: /; s/$/ packages/"
+    cd "$(mktemp -d)" && apt-get download -qq -o APT::Sandbox::User=root "${packages[@]}"
+    wanted="bin/aarch64-linux-gnu-gcc( -> .*)?$|aarch64-linux-gnu/lib/libc\.a$"
+    for deb in *.deb; do dpkg -c "$deb"; done | grep -E "$wanted" | sed "s/.* \./     contains ./"
+    [[ $(for deb in *.deb; do dpkg -c "$deb"; done | grep -cE "$wanted") == 2 ]]
+    rustup target list | grep -qx "$RUST_TARGET" && echo "     rustup knows $RUST_TARGET (its standard library is not installed here)"'
+}
+check "linux/arm64: the cross packages exist in Debian 12 with the linker and a static libc.a; rustup knows the target" \
+  cross_tools_exist
+check "another platform (linux/s390x) is refused, naming the two that are built" fails rust_target_env linux/s390x
+check "... saying so" grep -q 'no Rust target for TARGETARCH=s390x: linux/amd64 and linux/arm64 are built' "$WORK/rust-target.log"
+if [[ ${API_TEST_ARM64:-0} == 1 ]]; then
+  # Where the arm64 standard library can be installed (CI on GitHub): the
+  # real cross build, and what it made.
+  build arm64 . -t "api:arm64-test-$$" --platform linux/arm64
+  ARM64=$(image arm64)
+  check "arm64: the image is linux/arm64" test "$(image_field "$ARM64" '{{.Os}}/{{.Architecture}}')" = linux/arm64
+  binary_of "$ARM64" "$WORK/api-arm64"
+  elf_machine() { od -An -tx1 -j18 -N2 "$1" | tr -d ' '; } # e_machine: b700 is EM_AARCH64, 3e00 x86-64
+  check "arm64: the binary is an AArch64 ELF" test "$(elf_machine "$WORK/api-arm64")" = b700
+  no_interpreter() { ! readelf -l "$1" | grep -q 'Requesting program interpreter'; }
+  check "arm64: ... linked statically (no program interpreter)" no_interpreter "$WORK/api-arm64"
+  cargo metadata --format-version 1 --locked --filter-platform aarch64-unknown-linux-gnu >"$WORK/metadata-arm64.json"
+  check "arm64: its crate list is Cargo.lock's graph for aarch64-unknown-linux-gnu" \
+    bash -c "'$AUDIT_INFO' '$WORK/api-arm64' >'$WORK/audit-arm64.json' && python3 tests/supply_chain/audit_data.py '$WORK/audit-arm64.json' '$WORK/metadata-arm64.json'"
+else
+  printf '     SKIPPED the arm64 build: API_TEST_ARM64=1 runs it where the arm64 standard library can be installed (CI on GitHub)\n'
+fi
 
 log "HEALTHCHECK: follows the port however it is set"
 "$DOCKER" run -d --name "api-test-hc-flags-$$" "$PRODUCTION" --port 9090 --metrics-port 9091 >/dev/null

