@@ -81,7 +81,8 @@ class Block:
 
 def parse_options(text):
     options = {}
-    for part in filter(None, (part.strip() for part in text.split(";"))):
+    # `;` separates options, except inside a skip's parenthesised reason.
+    for part in filter(None, (part.strip() for part in re.split(r";(?![^(]*\))", text))):
         if part.startswith("skip"):
             options["skip"] = part[len("skip"):].strip(" ()") or "no reason given"
         elif part.startswith("exit"):
