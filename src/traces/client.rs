@@ -27,6 +27,8 @@ use tokio::net::TcpStream;
 use tokio::runtime::Handle;
 use tokio::task::{JoinError, JoinHandle};
 
+use super::export::Throttled;
+
 /// A collector's answer is a few bytes (a partial-success message at
 /// most); more is not a collector.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
@@ -55,13 +57,25 @@ impl HttpClient for PlainHttp {
             self.runtime
                 .spawn(async move { tokio::time::timeout(timeout, send(request)).await }),
         );
-        match sent.await {
+        let answer = match sent.await {
             Ok(Ok(answer)) => answer,
             Ok(Err(_elapsed)) => Err(format!("no answer within {timeout:?}").into()),
             Err(error) => Err(error.into()),
+        };
+        // The exporter reports every failure here as "network error" and
+        // drops the reason; without it an operator cannot tell a wrong
+        // name from a refused connection or a hung collector.
+        if let Err(error) = &answer
+            && let Some(failed) = SEND_FAILURES.happened()
+        {
+            tracing::warn!(%error, failed_sends = failed, "trace export: no answer from the collector");
         }
+        answer
     }
 }
+
+/// Failed sends, logged at most every `export::LOG_INTERVAL`.
+static SEND_FAILURES: Throttled = Throttled::new();
 
 async fn send(request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
     let uri = request.uri();
@@ -92,7 +106,14 @@ async fn send(request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
     head.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
     head.extend_from_slice(b"\r\nconnection: close\r\n\r\n");
 
-    let stream = TcpStream::connect((authority.host(), port)).await?;
+    // An IPv6 literal comes bracketed (`http://[::1]:4318`); the socket
+    // address wants it bare.
+    let host = authority.host();
+    let host = host
+        .strip_prefix('[')
+        .and_then(|host| host.strip_suffix(']'))
+        .unwrap_or(host);
+    let stream = TcpStream::connect((host, port)).await?;
     stream.set_nodelay(true)?;
     write_all(&stream, &head).await?;
     write_all(&stream, body).await?;
@@ -212,6 +233,29 @@ impl<T> Drop for AbortOnDrop<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_ipv6_literal_endpoint_connects() {
+        let listener = tokio::net::TcpListener::bind("[::1]:0")
+            .await
+            .expect("IPv6 loopback (the test needs it)");
+        let port = listener.local_addr().expect("bound").port();
+        let collector = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.expect("a connection");
+            let mut request = [0; 4096];
+            stream.readable().await.expect("readable");
+            let _ = stream.try_read(&mut request);
+            write_all(&stream, b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                .await
+                .expect("answered");
+        });
+        let request = Request::post(format!("http://[::1]:{port}/v1/traces"))
+            .body(Bytes::from_static(b"spans"))
+            .expect("a request");
+        let answer = send(request).await.expect("an answer");
+        assert_eq!(answer.status(), StatusCode::OK);
+        collector.await.expect("the collector ran");
+    }
 
     #[test]
     fn answers_by_length_chunked_or_to_the_end() {

@@ -232,16 +232,24 @@ async fn first_of<T>(work: impl Future<Output = T>, timer: impl Future) -> Optio
 /// Events logged at most once per [`LOG_INTERVAL`], with how many
 /// happened since the last line.
 #[derive(Default)]
-struct Throttled {
+pub(super) struct Throttled {
     since_logged: AtomicU64,
     logged: Mutex<Option<Instant>>,
 }
 
 impl Throttled {
+    /// For a `static`: what the client logs is one per process.
+    pub(super) const fn new() -> Self {
+        Self {
+            since_logged: AtomicU64::new(0),
+            logged: Mutex::new(None),
+        }
+    }
+
     /// Counts one event; `Some(events since the last line)` when it is
     /// time for a line. Never waits: on a request's path, a lock held by
     /// another thread means that thread is logging.
-    fn happened(&self) -> Option<u64> {
+    pub(super) fn happened(&self) -> Option<u64> {
         self.since_logged.fetch_add(1, Ordering::Relaxed);
         let mut logged = self.logged.try_lock().ok()?;
         let now = Instant::now();

@@ -78,18 +78,28 @@ impl Traces {
         counts: impl FnOnce() -> Option<SpanCounts>,
     ) -> Option<Self> {
         let endpoint = endpoint(config, &|name| std::env::var(name).ok())?;
-        Self::build(endpoint.clone(), counts())
+        Self::build(endpoint.clone(), counts)
             .inspect_err(|reason| tracing::error!(endpoint, "traces off: {reason}"))
             .ok()
     }
 
-    fn build(endpoint: String, counts: Option<SpanCounts>) -> Result<Self, String> {
-        if !endpoint.starts_with("http://") {
+    fn build(
+        endpoint: String,
+        counts: impl FnOnce() -> Option<SpanCounts>,
+    ) -> Result<Self, String> {
+        // Schemes are case-insensitive (RFC 3986, 3.1).
+        if !endpoint
+            .get(..7)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("http://"))
+        {
             return Err(
                 "the endpoint must be http:// (this build has no TLS: export to a collector beside the service, docs/tracing.md)"
                     .to_owned(),
             );
         }
+        // Only now: a refused endpoint registers no counters, which would
+        // read as tracing on and idle.
+        let counts = counts();
         let env = |name: &str| std::env::var(name).ok();
         warn_of_unsupported_protocol(&env);
         let otlp_timeout = otlp_timeout(&env);
@@ -305,6 +315,20 @@ mod tests {
             .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
             .collect();
         endpoint(config, &|name| env.get(name).cloned())
+    }
+
+    #[tokio::test]
+    async fn a_refused_endpoint_makes_no_counters_and_the_scheme_is_case_insensitive() {
+        let refused = Traces::build("https://collector:4318/v1/traces".to_owned(), || {
+            panic!("counters made for an endpoint that is refused")
+        });
+        assert!(refused.is_err());
+        let mut made = false;
+        let traces = Traces::build("HTTP://127.0.0.1:9/v1/traces".to_owned(), || {
+            made = true;
+            None
+        });
+        assert!(traces.is_ok() && made);
     }
 
     #[test]
