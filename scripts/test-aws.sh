@@ -367,11 +367,13 @@ ln -s "$PWD/$AWS_TREE/release.sh" "$WORK/release-tree/deploy/aws/release.sh"
 ln -s "$PWD/scripts/deploy-ecs.sh" "$PWD/scripts/lib.sh" "$WORK/release-tree/scripts/"
 ln -s "$PWD/$TESTS/push-through-ecr-api.sh" "$WORK/release-tree/scripts/push.sh"
 # first_release CREDENTIALS ENVIRONMENT TARGETS...: release.sh's part for
-# one environment; it pushes each target's tags and deploys nothing.
+# one environment; it pushes each target's tags and deploys nothing. An
+# empty ENVIRONMENT is one that names no ECS service (Kubernetes).
 first_release() {
-  local environment=$2
+  local environment=$2 ecs=()
+  [[ -z $environment ]] || ecs=(ECS_CLUSTER="api-$environment" ECS_SERVICE=api)
   as "$1" env ACCOUNT=123456789012 AWS_REGION=eu-west-1 VERSION="$(crate_version)" ECR_REPOSITORY_URL="$repository_url" \
-    ECS_CLUSTER="api-$environment" ECS_SERVICE=api PUSH_WALK_PYTHON="$MODELS_PY" RELEASE_DIR="$WORK/release-dir" \
+    "${ecs[@]}" PUSH_WALK_PYTHON="$MODELS_PY" RELEASE_DIR="$WORK/release-dir" \
     "$WORK/release-tree/deploy/aws/release.sh" "${@:3}" >"$WORK/release.out" 2>"$WORK/release.log" || {
     tail -n 15 "$WORK/release.log"
     return 1
@@ -379,8 +381,12 @@ first_release() {
   for target in "${@:3}"; do
     grep -qx "pushed $repository_url:$target-$(crate_version)" "$WORK/release.out" || return 1
   done
-  grep -qx "nothing deployed to api-$environment/api: no such service yet" "$WORK/release.out" &&
-    grep -q "That is the first release, made before the service exists" "$WORK/release.log"
+  if [[ -z $environment ]]; then
+    grep -q "^nothing deployed: this environment names no ECS service" "$WORK/release.out"
+  else
+    grep -qx "nothing deployed to api-$environment/api: no such service yet" "$WORK/release.out" &&
+      grep -q "That is the first release, made before the service exists" "$WORK/release.log"
+  fi
 }
 check "release.sh staging production, as the staging role: both images pushed, nothing deployed (no service yet), exit 0" \
   first_release "$staging_role" staging staging production
@@ -389,6 +395,8 @@ image_left_as_it_is() {
 }
 check "release.sh production, as the production role: the image already there is left, nothing deployed, exit 0" \
   image_left_as_it_is
+check "release.sh staging production without ECS_CLUSTER and ECS_SERVICE (Kubernetes): pushed, nothing deployed, exit 0" \
+  first_release "$staging_role" "" staging production
 
 log "the services, with the image the first release pushed"
 first_deployment_failed() {

@@ -29,7 +29,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Ask a running server for /healthcheck: exit 0 on a 200, 1 otherwise.
+    /// Probe the server beside it (liveness: /livez on the metrics port; --readiness: /healthcheck): exit 0 on a 200, 1 otherwise.
     ///
     /// Distroless images have no shell or curl, so the image's HEALTHCHECK
     /// runs the binary itself.

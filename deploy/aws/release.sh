@@ -11,13 +11,18 @@
 #   deploy/aws/release.sh TARGET...     e.g. staging production
 #
 # From the environment: ACCOUNT, AWS_REGION, VERSION (from Cargo.toml),
-# ECS_CLUSTER, ECS_SERVICE, and RELEASE_DIR (the build job's folder: the
-# SBOMs). Where GITHUB_OUTPUT is set, writes there what the attestation
+# RELEASE_DIR (the build job's folder: the SBOMs), and ECS_CLUSTER with
+# ECS_SERVICE where the environment runs on ECS; without both, the images
+# are pushed and nothing is deployed (Kubernetes: apply the overlay). Where GITHUB_OUTPUT is set, writes there what the attestation
 # steps need: image (<registry>/api), <target>-digest, and for each platform
 # <target>-<os>-<arch>-digest.
 set -euo pipefail
 : "${ACCOUNT:?the AWS account id}" "${AWS_REGION:?the AWS region}" "${VERSION:?the version released}"
-: "${ECS_CLUSTER:?the ECS cluster}" "${ECS_SERVICE:?the ECS service}" "${RELEASE_DIR:?the folder of the build job}"
+: "${RELEASE_DIR:?the folder of the build job}"
+if [[ -n ${ECS_CLUSTER:-} && -z ${ECS_SERVICE:-} || -z ${ECS_CLUSTER:-} && -n ${ECS_SERVICE:-} ]]; then
+  echo "error: ECS_CLUSTER and ECS_SERVICE go together: set both (ECS) or neither (push only)" >&2
+  exit 2
+fi
 (($#)) || { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0" >&2; exit 2; }
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 # shellcheck source=scripts/lib.sh
@@ -45,4 +50,8 @@ for target in "$@"; do
   done <"$pushed/$target.platforms" >>"$outputs"
 done
 [[ -f $pushed/production ]] || { echo "error: nothing to deploy: production is not among $*" >&2; exit 2; }
+if [[ -z ${ECS_CLUSTER:-} ]]; then
+  echo "nothing deployed: this environment names no ECS service (ECS_CLUSTER, ECS_SERVICE); the production image is $registry/api@$(cat "$pushed/production")"
+  exit 0
+fi
 scripts/deploy-ecs.sh --cluster "$ECS_CLUSTER" --service "$ECS_SERVICE" --image "$registry/api@$(cat "$pushed/production")"
