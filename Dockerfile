@@ -243,7 +243,8 @@ ARG SBOM_RERUN=""
 # 2. dpkg status records, one JSON object each (distroless's *.md5sums
 #    files skipped): the image's packages, and from the toolchain the two
 #    whose static libraries the link copies in, libc6-dev (glibc) and
-#    libgcc-12-dev, or their -<arch>-cross builds.
+#    libgcc-12-dev, or when cross-compiling their -<arch>-cross builds only
+#    (the toolchain has the native two as well).
 # 3. jq assembles: the image as metadata.component (what the SBOM is about),
 #    the binary (with its SHA-256) depending on the crates, the packages
 #    with Debian purls as Syft writes them (`upstream` is the source
@@ -265,7 +266,8 @@ RUN . /etc/rust-target.env \
       | jq -s 'sort_by(.name, .arch)'; } \
  && packages /sbom/image/status.d >/sbom/image-packages.json \
  && packages /sbom/toolchain/status.d \
-      | jq '[.[] | select(.name | test("^(libc6-dev|libgcc-[0-9]+-dev)(-[a-z0-9]+-cross)?$"))]' >/sbom/static-packages.json \
+      | jq --arg linked "$(if [ -n "$CROSS_PACKAGES" ]; then echo '-[a-z0-9]+-cross'; fi)" \
+          '[.[] | select(.name | test("^(libc6-dev|libgcc-[0-9]+-dev)" + $linked + "$"))]' >/sbom/static-packages.json \
  && test "$(jq length /sbom/static-packages.json)" = 2 \
  && binary_sha256=$(sha256sum /sbom/api | cut -d' ' -f1) \
  && name="${SOURCE:-api}/sbom/${GIT_REVISION:-unknown}/$SBOM_OF/$TARGETPLATFORM/$binary_sha256" \
