@@ -264,7 +264,13 @@ BASE_IMAGE_ARGS=()
 # docker-container driver can export a cache), importing and exporting that
 # layer cache, which outlives the runner, and loading the image into docker
 # (--load) unless the arguments say where the result goes (--output).
+# BuildKit's default provenance attestation is off (a newer buildx reads
+# BUILDX_NO_DEFAULT_ATTESTATIONS, older clients ignore it): with the
+# containerd image store it turns each image into an index of the image and
+# an attestation, which push.sh would then push as a nested index. A
+# release's provenance comes from actions/attest (release.yml).
 image_build() {
+  local -x BUILDX_NO_DEFAULT_ATTESTATIONS=1
   if [[ -n ${API_BUILDX_CACHE:-} ]]; then
     local options=(--load) arg
     for arg in "$@"; do [[ $arg != --output && $arg != --output=* && $arg != -o ]] || options=(); done
