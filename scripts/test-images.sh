@@ -428,14 +428,18 @@ log "an edit in a checkout whose files are older than the last build reaches the
 # changes an answer, dated 2001 too: cargo, comparing modification times,
 # would call the crate up to date. Built with the release build arguments,
 # it also shows the labels, --version and api_build_info agreeing.
+# The copy is built first as it is, with the same build arguments, so that
+# the second build differs from it only by the edit: a revision that
+# changed would force the rebuild by itself, and the test could not fail.
 mkdir "$WORK/old"
 image_sources | xargs git ls-files -z -- | xargs -0 cp --parents -t "$WORK/old"
 find "$WORK/old" -exec touch -d '2001-01-01 00:00:00' {} +
+image_build_args "$REPO_ROOT"
+build unedited "$WORK/old" -t api:rebuilt "${IMAGE_BUILD_ARGS[@]}"
 stale_message="Hello from an old checkout $$!"
 sed -i "s/message: \"Hello World!\",/message: \"$stale_message\",/" "$WORK/old/src/api/endpoints.rs"
 touch -d '2001-01-01 00:00:00' "$WORK/old/src/api/endpoints.rs"
 check "the edit is in the copy (and dated 2001)" grep -q "$stale_message" "$WORK/old/src/api/endpoints.rs"
-image_build_args "$REPO_ROOT"
 build rebuilt "$WORK/old" -t api:rebuilt "${IMAGE_BUILD_ARGS[@]}"
 REBUILT=$(image rebuilt)
 compiled_only_api() {
