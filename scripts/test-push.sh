@@ -496,7 +496,7 @@ dry_run_ecr() {
   env -u AWS_ACCOUNT_ID -u AWS_REGION -u AWS_DEFAULT_REGION DOCKER=/nonexistent/docker \
     PATH="$WORK/bin:$PATH" STANDIN_PASSWORD=unused "$PUSH" --ecr --dry-run "$@" >"$OUT" 2>&1
 }
-check "--ecr --dry-run, as the README writes it (no account, no region), succeeds" dry_run_ecr
+check "--ecr --dry-run, as docs/images.md writes it (no account, no region), succeeds" dry_run_ecr
 PLACEHOLDER_HOST='<account>.dkr.ecr.<region>.amazonaws.com'
 check "... with placeholders, said so" output_has "shown as <account> and <region>"
 check "... naming the images" output_has "would push $PLACEHOLDER_HOST/api:production-$VERSION $PLACEHOLDER_HOST/api:production-$SHA"

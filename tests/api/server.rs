@@ -339,7 +339,7 @@ async fn pipelined_requests_are_answered_in_order() {
 async fn unencoded_quotes_and_angle_brackets_in_the_query_are_refused_with_400() {
     // FastAPI answers `?name=<b>` with "Hello <b>"; here the `http` crate's
     // URI parser refuses `"`, `<` and `>` before any of our code runs, and
-    // hyper has no option to relax it (README, compatibility notes). This
+    // hyper has no option to relax it (docs/api.md, "Where it differs from FastAPI"). This
     // pins today's answer: a change of the crate's mind should be noticed.
     let app = spawn_app().await;
     for query in ["name=<b>", "name=%22a%22x\"", "name=a>b"] {

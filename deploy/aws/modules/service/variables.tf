@@ -48,7 +48,7 @@ variable "memory" {
 }
 
 variable "max_connections" {
-  description = "API_MAX_CONNECTIONS: about 12 KB of memory per open connection (README, Capacity)."
+  description = "API_MAX_CONNECTIONS: about 12 KB of memory per open connection (docs/operations.md, Capacity)."
   type        = number
   default     = 2048
 }
