@@ -21,7 +21,7 @@ use prometheus::{
 
 use crate::http::connections::{ConnectionCounts, ConnectionError, ConnectionMetrics};
 use crate::metrics::memory_limit::MemoryLimit;
-use crate::traces::SpanCounts;
+use crate::traces::{SpanCounts, known_method};
 
 /// Upper bounds, in seconds: from well under a millisecond (our usual
 /// answer) up to the default request timeout.
@@ -287,18 +287,7 @@ impl Default for Metrics {
 /// Standard methods by name, any other as `OTHER`, so that made-up methods
 /// cannot create new series either.
 fn method_label(method: &Method) -> &'static str {
-    match *method {
-        Method::GET => "GET",
-        Method::HEAD => "HEAD",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::PATCH => "PATCH",
-        Method::OPTIONS => "OPTIONS",
-        Method::CONNECT => "CONNECT",
-        Method::TRACE => "TRACE",
-        _ => "OTHER",
-    }
+    known_method(method).unwrap_or("OTHER")
 }
 
 /// The metrics port's routes: `GET /metrics`, and `GET /livez`, the

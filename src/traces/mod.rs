@@ -42,7 +42,7 @@ use opentelemetry_semantic_conventions::attribute::{SERVICE_NAME, SERVICE_VERSIO
 use crate::config::ServerConfig;
 
 pub use export::SpanCounts;
-pub use span::{RequestTracer, ServerSpan, SpanIds};
+pub use span::{RequestTracer, ServerSpan, SpanIds, known_method};
 
 /// The service name when neither `OTEL_SERVICE_NAME` nor
 /// `OTEL_RESOURCE_ATTRIBUTES` names one (the SDK's own default,

@@ -155,8 +155,10 @@ fn lower_hex(bytes: &[u8], out: &mut [u8]) {
     }
 }
 
-/// The methods the conventions name; any other is `_OTHER`.
-fn known_method(method: &Method) -> Option<&'static str> {
+/// The methods the conventions name (HTTP's and PATCH), `None` for any
+/// other, which spans call `_OTHER` and metrics `OTHER`: a made-up method
+/// must not become a new attribute value or series.
+pub fn known_method(method: &Method) -> Option<&'static str> {
     Some(match *method {
         Method::GET => "GET",
         Method::HEAD => "HEAD",
