@@ -375,6 +375,15 @@ impl Binary {
         assert!(killed.success());
     }
 
+    /// Sends SIGTERM and asserts the process exits 0 within `patience`.
+    pub fn terminate_cleanly_within(&mut self, patience: Duration) {
+        self.terminate();
+        let status = self
+            .exit_within(patience)
+            .unwrap_or_else(|| panic!("still running {patience:?} after SIGTERM"));
+        assert_eq!(status.code(), Some(0));
+    }
+
     /// The exit status, if the process exits within `patience`.
     pub fn exit_within(&mut self, patience: Duration) -> Option<std::process::ExitStatus> {
         let deadline = std::time::Instant::now() + patience;

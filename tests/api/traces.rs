@@ -419,9 +419,7 @@ async fn sigterm_flushes_the_spans_of_answered_requests() {
         );
     }
     assert!(collector.spans().is_empty());
-    binary.terminate();
-    let status = binary.exit_within(Duration::from_secs(10)).expect("exits");
-    assert_eq!(status.code(), Some(0));
+    binary.terminate_cleanly_within(Duration::from_secs(10));
     assert_eq!(collector.spans().len(), 20);
 }
 
@@ -448,14 +446,7 @@ async fn sampling_at_zero_or_an_unsampled_caller_sends_nothing() {
     let line =
         binary.log_line(|line| line["path"] == "/hello_world" && line["trace_id"] == TRACE_ID);
     assert_eq!(line["status"], 200);
-    binary.terminate();
-    assert_eq!(
-        binary
-            .exit_within(Duration::from_secs(10))
-            .expect("exits")
-            .code(),
-        Some(0)
-    );
+    binary.terminate_cleanly_within(Duration::from_secs(10));
     assert!(collector.spans().is_empty(), "{:#?}", collector.spans());
     assert!(
         collector.content_types().is_empty(),
@@ -487,14 +478,7 @@ async fn otel_sdk_disabled_turns_traces_off_whatever_the_endpoint() {
     assert!(line.get("trace_id").is_none(), "{line}");
     assert!(binary.serving.get("traces").is_none(), "{}", binary.serving);
     assert!(!metrics_of(&binary).await.contains("api_trace_spans_total"));
-    binary.terminate();
-    assert_eq!(
-        binary
-            .exit_within(Duration::from_secs(10))
-            .expect("exits")
-            .code(),
-        Some(0)
-    );
+    binary.terminate_cleanly_within(Duration::from_secs(10));
     assert!(collector.content_types().is_empty());
 }
 
@@ -519,14 +503,7 @@ async fn the_flag_turns_traces_on_as_the_variable_does() {
             .status(),
         200
     );
-    binary.terminate();
-    assert_eq!(
-        binary
-            .exit_within(Duration::from_secs(10))
-            .expect("exits")
-            .code(),
-        Some(0)
-    );
+    binary.terminate_cleanly_within(Duration::from_secs(10));
     assert_eq!(collector.spans().len(), 1);
 }
 
@@ -557,12 +534,8 @@ async fn serves_regardless(collector_endpoint: &str) -> String {
     // Give the exporter time to fail a few batches.
     tokio::time::sleep(Duration::from_millis(700)).await;
     let metrics = metrics_of(&binary).await;
-    binary.terminate();
     // Drain and flush share the 1 s deadline; the last log lines get 100 ms.
-    let status = binary
-        .exit_within(Duration::from_secs(3))
-        .expect("exits by the shutdown deadline");
-    assert_eq!(status.code(), Some(0));
+    binary.terminate_cleanly_within(Duration::from_secs(3));
     binary.log_line(|line| line["message"] == "trace export failed; its spans are lost");
     metrics
 }
