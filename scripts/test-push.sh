@@ -444,6 +444,10 @@ printf '%s\n' "$REGISTRY_PASSWORD" | "$DOCKER" login -u "$REGISTRY_USER" --passw
 check "logged in again, the same push finds the tags absent and pushes" push --repository "$REPOSITORY-logged-out"
 check "... saying they were absent" output_has "is not in the registry yet"
 
+log "a registry that redirects blob requests to its storage (ECR and ghcr.io to S3, Docker Hub to a CDN)"
+check "the SBOM is attached, the token never reaches the storage host, no blob is uploaded twice" \
+  python3 "$REPO_ROOT/tests/supply_chain/registry_redirects.py" "$CLONE/scripts/registry_api.py"
+
 log "Docker Hub: its API is registry-1.docker.io, docker keeps its credentials under https://index.docker.io/v1/"
 check "--registry docker.io --dry-run asks registry-1.docker.io" \
   run "$PUSH" --registry docker.io --repository someone/api --local-image "$IMAGE" --dry-run
