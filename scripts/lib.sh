@@ -6,8 +6,12 @@
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # Debian's 20.10 client: it has BuildKit built in (the newer client on this
-# kind of machine needs a buildx plugin that is not installed).
-DOCKER=${DOCKER:-$(command -v /usr/bin/docker || command -v docker || echo docker)}
+# kind of machine needs a buildx plugin that is not installed). On a fresh
+# machine it appears only when docker_up installs the engine, which then
+# chooses again, unless DOCKER was given.
+docker_client() { command -v /usr/bin/docker || command -v docker || echo docker; }
+DOCKER_GIVEN=${DOCKER:-}
+DOCKER=${DOCKER:-$(docker_client)}
 export DOCKER_BUILDKIT=1
 # Offline stand-ins for Docker Hub and gcr.io, for machines that cannot reach
 # them. Only our tests use it; the Dockerfile names the public images.
@@ -120,6 +124,7 @@ docker_up() {
     "$KIT_DIR/install-engine.sh" >&2
     "$KIT_DIR/make-base-images.sh" >&2
     BASE_IMAGE_ARGS=(--build-arg RUST_DIGEST= --build-arg RUNTIME_DIGEST=)
+    [[ -n $DOCKER_GIVEN ]] || DOCKER=$(docker_client)
   fi
   "$DOCKER" info >/dev/null 2>&1 || die "no Docker engine answers"
 }

@@ -35,8 +35,10 @@ import re
 import shlex
 import signal
 import socket
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -189,8 +191,19 @@ def stop(process):
         os.killpg(process.pid, signal.SIGKILL)
 
 
-def docker_answers():
-    return subprocess.run(["docker", "info"], capture_output=True).returncode == 0
+def docker_answers(environment):
+    return subprocess.run(["docker", "info"], capture_output=True, env=environment).returncode == 0
+
+
+def docker_first(path, work):
+    """PATH with the docker client scripts/lib.sh would pick first: these
+    machines have Debian's 20.10 in /usr/bin, with BuildKit built in, and a
+    newer one earlier on PATH that needs a buildx plugin they lack."""
+    chosen = os.environ.get("DOCKER") or ("/usr/bin/docker" if os.access("/usr/bin/docker", os.X_OK) else None)
+    if not chosen:
+        return path
+    os.symlink(chosen, os.path.join(work, "docker"))
+    return f"{work}:{path}"
 
 
 def run_block(block, environment):
@@ -232,13 +245,14 @@ def main():
     blocks = [block for page in args.page or PAGES for block in blocks_of(page)]
     if args.links:
         blocks = []
-    environment = dict(os.environ, PATH=f"{ROOT / 'target/release'}:{os.environ['PATH']}")
+    shims = tempfile.mkdtemp(prefix="check-docs-")
+    environment = dict(os.environ, PATH=f"{ROOT / 'target/release'}:{docker_first(os.environ['PATH'], shims)}")
     server = None
     ran = skipped = 0
     try:
         for block in blocks:
             why_not = block.options.get("skip")
-            if why_not is None and block.options.get("needs docker") and not docker_answers():
+            if why_not is None and block.options.get("needs docker") and not docker_answers(environment):
                 why_not = "no Docker engine answers here"
             if why_not is not None or args.list:
                 skipped += why_not is not None
@@ -263,6 +277,7 @@ def main():
     finally:
         if server is not None:
             stop(server)
+        shutil.rmtree(shims)
     print(f"     {ran} blocks run, {skipped} not run (their reasons above)")
     for problem in problems:
         print(f"     {problem}")
