@@ -99,8 +99,8 @@ def credentials():
 class NoRedirects(urllib.request.HTTPRedirectHandler):
     """Redirects come back as answers. Registries redirect blob requests to
     their storage (ECR and ghcr.io to S3, Docker Hub to a CDN), and urllib
-    would follow with our Authorization header: the token handed to another
-    host, which refuses a request signed twice."""
+    would follow with our Authorization header (the token, or with Basic
+    the password, handed to another host) and turn a HEAD into a GET."""
 
     def redirect_request(self, *_):
         return None
@@ -159,10 +159,13 @@ class Registry:
     def request(self, method, path, headers=None, data=None):
         url = path if "://" in path else self.base + path
         headers = dict(headers or {})
-        if self.auth:
+        # The registry's credentials go to the registry only: an upload's
+        # Location may be another host (the distribution spec allows it).
+        same_origin = urllib.parse.urlsplit(url)[:2] == urllib.parse.urlsplit(self.base)[:2]
+        if self.auth and same_origin:
             headers["Authorization"] = self.auth
         status, answered, body = send(method, url, headers, self.context, data)
-        if status == 401 and not self.auth:
+        if status == 401 and not self.auth and same_origin:
             self.auth = headers["Authorization"] = self.authorization(answered.get("WWW-Authenticate", ""))
             status, answered, body = send(method, url, headers, self.context, data)
         if status in (401, 403):
@@ -190,8 +193,10 @@ class Registry:
         """Uploads DATA (unless the registry has it), returns its descriptor."""
         digest = sha256(data)
         status, _, _ = self.request("HEAD", f"/v2/{repository}/blobs/{digest}")
-        # A redirect to where the blob is stored: the registry has it.
-        if not 200 <= status < 400:
+        # Only a 200 says the registry has it (the spec); a redirect may
+        # be a login page or a moved repository: upload (a few bytes, and
+        # uploading a blob the registry has changes nothing).
+        if status != 200:
             status, headers, body = self.request("POST", f"/v2/{repository}/blobs/uploads/", {}, b"")
             if status != 202:
                 answer("failed", f"blob upload: HTTP {status}: {registry_errors(body)}")

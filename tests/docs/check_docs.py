@@ -199,7 +199,10 @@ def docker_first(path, work):
     """PATH with the docker client scripts/lib.sh would pick first: these
     machines have Debian's 20.10 in /usr/bin, with BuildKit built in, and a
     newer one earlier on PATH that needs a buildx plugin they lack."""
-    chosen = os.environ.get("DOCKER") or ("/usr/bin/docker" if os.access("/usr/bin/docker", os.X_OK) else None)
+    given = os.environ.get("DOCKER")
+    chosen = shutil.which(given) if given else shutil.which("/usr/bin/docker")
+    if given and not chosen:
+        sys.exit(f"DOCKER={given}: no such program")
     if not chosen:
         return path
     os.symlink(chosen, os.path.join(work, "docker"))

@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
-"""scripts/registry_api.py against a registry that redirects blob requests to
-its storage, as ECR, ghcr.io and Docker Hub do (to S3 or a CDN), which the
-kit's registry does not: the SBOM is attached, the bearer token never
-reaches the storage host, and a blob behind a redirect is not uploaded
-again. Exits 1, saying what went wrong, otherwise.
+"""scripts/registry_api.py against a registry that sends clients to another
+host, as real ones do and the kit's registry does not: blob HEADs
+redirected to storage (ECR and ghcr.io redirect blob requests to S3, Docker
+Hub to a CDN), and upload Locations on the storage host (the distribution
+spec allows it). The SBOM must be attached, the registry's token must never
+reach the storage host (urllib would re-send it with every redirect), and
+a redirect must not pass for "the registry has this blob" (the spec: only a
+200 does). Exits 1, saying what went wrong, otherwise.
 
     python3 tests/supply_chain/registry_redirects.py scripts/registry_api.py
 """
@@ -36,15 +39,19 @@ class Quiet(http.server.BaseHTTPRequestHandler):
 
 
 class Storage(Quiet):
-    """Where the blobs are: refuses every request, as S3 refuses a presigned
-    URL that also carries an Authorization header."""
+    """Where the blobs go: takes uploads without credentials, refuses any
+    request that carries some (as S3 refuses a presigned URL signed twice),
+    and refuses reads (as S3 does a HEAD on a URL presigned for GET)."""
 
     def handle_one_request(self):
         self.raw_requestline = self.rfile.readline(65537)
         if not self.raw_requestline or not self.parse_request():
             return
-        seen["storage"].append((self.command, self.path, self.headers.get("Authorization")))
-        self.answer(403)
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        seen["storage"].append((self.command, self.path.split("?")[0], self.headers.get("Authorization")))
+        if self.headers.get("Authorization"):
+            return self.answer(400)
+        self.answer(201 if self.command == "PUT" and self.path.startswith("/upload/") else 403)
 
 
 class Registry(Quiet):
@@ -65,6 +72,9 @@ class Registry(Quiet):
         if self.command == "HEAD" and path.startswith("/v2/repo/blobs/"):
             location = f"http://127.0.0.1:{storage.server_port}/blobs/{path.rsplit('/', 1)[1]}?X-Amz-Signature=x"
             return self.answer(307, [("Location", location)])
+        if self.command == "POST" and path == "/v2/repo/blobs/uploads/":
+            location = f"http://127.0.0.1:{storage.server_port}/upload/{len(seen['registry'])}?X-Amz-Signature=x"
+            return self.answer(202, [("Location", location)])
         if self.command == "PUT" and path.startswith("/v2/repo/manifests/"):
             referrer = "sha256:" + hashlib.sha256(body).hexdigest()
             return self.answer(201, [("OCI-Subject", SUBJECT_DIGEST), ("Docker-Content-Digest", referrer)])
@@ -91,9 +101,11 @@ failures = []
 if not done.stdout.startswith("attached sha256:") or not done.stdout.strip().endswith(" referrers-api"):
     failures.append(f"not attached: {done.stdout.strip() or done.stderr.strip()}")
 if any(auth for _, _, auth in seen["storage"]):
-    failures.append(f"the registry's token reached the storage host: {seen['storage']}")
-if any(method == "POST" for method, _ in seen["registry"]):
-    failures.append("a blob the registry redirected to (it has it) was uploaded again")
+    failures.append(f"the registry's credentials reached the storage host: {seen['storage']}")
+if any(method != "PUT" for method, _, _ in seen["storage"]):
+    failures.append(f"a redirect was followed to the storage host: {seen['storage']}")
+if sum(method == "PUT" for method, _, _ in seen["storage"]) != 2:
+    failures.append(f"the SBOM and the empty config were not both uploaded (a redirect taken for 'present'?): {seen}")
 for failure in failures:
     print(failure)
 sys.exit(1 if failures else 0)

@@ -11,10 +11,13 @@ scripts they run for the supply chain):
     tests/supply_chain/run.sh, which runs `cargo deny check` with no subset,
     and the ci.yml job that runs tests/e2e/run.sh sets ADVISORY_DB=live (the
     live RustSec database, never a fallback);
-  - the image builds of ci.yml's images job and release.yml's build job use
-    BuildKit's GitHub Actions cache: API_BUILDX_CACHE=type=gha..., a buildx
-    builder (docker/setup-buildx-action) and the runtime token
-    (crazy-max/ghaction-github-runtime) before the build;
+  - the image builds of ci.yml's images job use BuildKit's GitHub Actions
+    cache: API_BUILDX_CACHE=type=gha..., a buildx builder
+    (docker/setup-buildx-action) and the runtime token
+    (crazy-max/ghaction-github-runtime) before the build; release.yml's
+    build job uses no cache and gets no cache token (the suites hold one,
+    and a cache key is only a name: whatever they write a release would
+    build from);
   - release.yml builds through release_build (scripts/lib.sh: the build
     arguments every suite uses), never with build arguments of its own, and
     deploy/aws/release.sh deploys by digest;
@@ -149,6 +152,16 @@ def cached_build_problems(file, name, job, script):
         else f"API_BUILDX_CACHE is {cache!r}" + (f", no {' or '.join(missing)} before it" if missing else "")
 
 
+def uncached_build_problems(job):
+    """release.yml's build reads no cache the test suites could have written."""
+    tokens = [step.get("uses", "").split("@")[0] for step in job.get("steps", [])
+              if "ghaction-github-runtime" in step.get("uses", "")]
+    cached = [step.get("name", "a step") for step in job.get("steps", [])
+              if "API_BUILDX_CACHE" in (step.get("env") or {}) or "API_BUILDX_CACHE" in step.get("run", "")]
+    yield "release.yml: build uses no build cache", \
+        None if not tokens and not cached else f"the cache token ({', '.join(tokens) or 'no'}), API_BUILDX_CACHE in {cached or 'no step'}"
+
+
 def attest_problems(name, job):
     """An environment's job attests the production image it pushed."""
     attests = [step.get("with") or {} for step in job.get("steps", []) if step.get("uses", "").startswith("actions/attest@")]
@@ -194,7 +207,7 @@ def problems(ci_run, ci_text, release_text, e2e_text="", gate_text="", release_s
     yield from privilege_problems(ci)
     yield from cached_build_problems("ci.yml", "images", ci["jobs"].get("images", {}), "scripts/test-images.sh")
     build = release["jobs"].get("build", {})
-    yield from cached_build_problems("release.yml", "build", build, "release_build")
+    yield from uncached_build_problems(build)
     build_runs = " ".join(step.get("run", "") for step in build.get("steps", []))
     own = re.findall(r"--build-arg\b|git rev-parse --short", build_runs)
     yield "release.yml builds with release_build's arguments, none of its own", \
@@ -257,6 +270,12 @@ def breaks(ci_run, ci_text, release_text, e2e_text, gate_text, release_sh):
     uncached["jobs"]["images"]["steps"] = [s for s in uncached["jobs"]["images"]["steps"]
                                            if "ghaction-github-runtime" not in s.get("uses", "")]
     yield ("the images job without the runtime token", "ci.yml: images builds through the GitHub Actions cache", ci_run, dump(uncached), release_text, *rest)
+    cached_release = copy.deepcopy(release)
+    cached_release["jobs"]["build"]["steps"] = [
+        {**s, "env": {**(s.get("env") or {}), "API_BUILDX_CACHE": "type=gha,scope=release"}}
+        if "release_build" in s.get("run", "") else s for s in cached_release["jobs"]["build"]["steps"]]
+    yield ("a release build through the cache main's suites write", "release.yml: build uses no build cache",
+           ci_run, ci_text, dump(cached_release), *rest)
     hand_made = release_text.replace("release_build \"$RUNNER_TEMP/release\"",
                                      'release_build "$RUNNER_TEMP/release" --build-arg "GIT_REVISION=$(git rev-parse --short=7 HEAD)"', 1)
     yield ("a release build with a short GIT_REVISION of its own", "release.yml builds with release_build's arguments", ci_run, ci_text, hand_made, *rest)
