@@ -28,6 +28,8 @@ scripts they run for the supply chain):
     attestations: write;
   - every action is pinned to a full commit SHA, its version in a comment,
     and that commit is one verified as the tag of a Node 24 release;
+  - the repository variable RELEASE_TO_AWS = false skips every job that
+    gets AWS credentials (a release that only builds);
   - both environments push and deploy through deploy/aws/release.sh, and
     release.yml itself asks AWS nothing (no tag-exists guess);
   - the push job runs scripts/test-push.sh as root (sudo: it installs and
@@ -208,6 +210,11 @@ def problems(ci_run, ci_text, release_text, e2e_text="", gate_text="", release_s
     yield from cached_build_problems("ci.yml", "images", ci["jobs"].get("images", {}), "scripts/test-images.sh")
     build = release["jobs"].get("build", {})
     yield from uncached_build_problems(build)
+    ungated = [name for name, job in release["jobs"].items()
+               if (job.get("permissions") or {}).get("id-token") == "write"
+               and str(job.get("if", "")).strip() != "vars.RELEASE_TO_AWS != 'false'"]
+    yield "release.yml: RELEASE_TO_AWS = false skips every job with AWS credentials", \
+        None if not ungated else f"not gated by it: {', '.join(ungated)}"
     build_runs = " ".join(step.get("run", "") for step in build.get("steps", []))
     own = re.findall(r"--build-arg\b|git rev-parse --short", build_runs)
     yield "release.yml builds with release_build's arguments, none of its own", \
@@ -270,6 +277,10 @@ def breaks(ci_run, ci_text, release_text, e2e_text, gate_text, release_sh):
     uncached["jobs"]["images"]["steps"] = [s for s in uncached["jobs"]["images"]["steps"]
                                            if "ghaction-github-runtime" not in s.get("uses", "")]
     yield ("the images job without the runtime token", "ci.yml: images builds through the GitHub Actions cache", ci_run, dump(uncached), release_text, *rest)
+    ungated = copy.deepcopy(release)
+    ungated["jobs"]["production"].pop("if", None)
+    yield ("a production job that runs whatever RELEASE_TO_AWS says",
+           "release.yml: RELEASE_TO_AWS = false skips every job with AWS credentials", ci_run, ci_text, dump(ungated), *rest)
     cached_release = copy.deepcopy(release)
     cached_release["jobs"]["build"]["steps"] = [
         {**s, "env": {**(s.get("env") or {}), "API_BUILDX_CACHE": "type=gha,scope=release"}}
