@@ -40,8 +40,9 @@ def main(environment, github_environment):
         repository()["imageTagMutability"] == "IMMUTABLE"
         and repository()["imageScanningConfiguration"]["scanOnPush"]
         and repository()["encryptionConfiguration"]["encryptionType"] == "KMS"))
-    check("ECR lifecycle policy: untagged, staging-* and production-* rules", lambda: len(json.loads(
-        ecr.get_lifecycle_policy(repositoryName="api")["lifecyclePolicyText"])["rules"]) == 3)
+    check("ECR lifecycle policy: the staging-* and production-* rules only", lambda: sorted(
+        rule["selection"]["tagPrefixList"][0] for rule in json.loads(
+            ecr.get_lifecycle_policy(repositoryName="api")["lifecyclePolicyText"])["rules"]) == ["production-", "staging-"])
 
     role = lambda: iam.get_role(RoleName=f"api-release-{environment}")["Role"]
     subject = f"repo:OWNER/REPO:environment:{github_environment}:ref:refs/tags/v*"

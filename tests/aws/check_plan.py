@@ -79,8 +79,10 @@ def checks(plan, environment, github_environment):
     yield "ECR: tags are immutable", lambda: repository()["image_tag_mutability"] == "IMMUTABLE"
     yield "ECR: every image is scanned on push", lambda: repository()["image_scanning_configuration"][0]["scan_on_push"]
     yield "ECR: images are encrypted with KMS", lambda: repository()["encryption_configuration"][0]["encryption_type"] == "KMS"
-    yield "ECR lifecycle: untagged images expire after days", lambda: any(
-        r["selection"]["tagStatus"] == "untagged" and r["selection"]["countType"] == "sinceImagePushed" for r in lifecycle())
+    # The referrers (SBOMs, attestations) are untagged: a rule that selects
+    # untagged images would expire them under images still kept.
+    yield "ECR lifecycle: no rule selects untagged images (the SBOMs and attestations)", lambda: all(
+        r["selection"]["tagStatus"] == "tagged" for r in lifecycle())
     yield "ECR lifecycle: the last N staging-* and production-* images are kept", lambda: sorted(
         r["selection"]["tagPrefixList"][0] for r in lifecycle() if r["selection"].get("countType") == "imageCountMoreThan"
     ) == ["production-", "staging-"]

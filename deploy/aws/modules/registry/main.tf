@@ -37,30 +37,21 @@ resource "aws_ecr_lifecycle_policy" "this" {
   count = var.create_repository ? 1 : 0
 
   repository = aws_ecr_repository.this[0].name
+  # No rule for untagged images: with immutable tags nothing is ever
+  # untagged but the referrers (each image's SBOMs, its attestations), and
+  # an untagged rule would expire those while the image they describe is
+  # kept. ECR deletes an image's referrers when a rule expires the image.
   policy = jsonencode({
-    rules = concat(
-      [{
-        rulePriority = 1
-        description  = "Untagged images expire after ${var.untagged_expiry_days} days"
-        selection = {
-          tagStatus   = "untagged"
-          countType   = "sinceImagePushed"
-          countUnit   = "days"
-          countNumber = var.untagged_expiry_days
-        }
-        action = { type = "expire" }
-      }],
-      [for i, prefix in ["staging-", "production-"] : {
-        rulePriority = i + 2
-        description  = "Keep the last ${var.images_to_keep} ${prefix}* images"
-        selection = {
-          tagStatus     = "tagged"
-          tagPrefixList = [prefix]
-          countType     = "imageCountMoreThan"
-          countNumber   = var.images_to_keep
-        }
-        action = { type = "expire" }
-      }],
-    )
+    rules = [for i, prefix in ["staging-", "production-"] : {
+      rulePriority = i + 1
+      description  = "Keep the last ${var.images_to_keep} ${prefix}* images"
+      selection = {
+        tagStatus     = "tagged"
+        tagPrefixList = [prefix]
+        countType     = "imageCountMoreThan"
+        countNumber   = var.images_to_keep
+      }
+      action = { type = "expire" }
+    }]
   })
 }

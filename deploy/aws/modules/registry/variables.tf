@@ -20,16 +20,6 @@ variable "kms_key_arn" {
   default     = null
 }
 
-variable "untagged_expiry_days" {
-  description = "Untagged images (layers left behind by builds) expire after this many days."
-  type        = number
-  default     = 7
-  validation {
-    condition     = var.untagged_expiry_days >= 1
-    error_message = "untagged_expiry_days must be at least 1."
-  }
-}
-
 variable "images_to_keep" {
   description = "How many staging-* images, and how many production-* images, to keep: older ones expire. Keep enough to roll back to."
   type        = number
