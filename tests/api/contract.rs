@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::http::{Method, Request};
 
 use crate::helpers::{
-    REQUEST_TIMEOUT, app_with_routes, call, get, get_with, panics, send, test_app,
+    GET_ROUTES, REQUEST_TIMEOUT, app_with_routes, call, get, get_with, panics, send, test_app,
 };
 
 fn now() -> u64 {
@@ -119,14 +119,7 @@ async fn healthcheck_answers_200() {
 
 #[tokio::test]
 async fn every_get_route_also_answers_head_without_a_body() {
-    for uri in [
-        "/hello_world",
-        "/current_time?name=x",
-        "/healthcheck",
-        "/openapi.json",
-        "/docs",
-        "/redoc",
-    ] {
+    for uri in GET_ROUTES {
         let answer = call(test_app(), Method::HEAD, uri).await;
         assert_eq!(answer.status(), 200, "HEAD {uri}");
         assert!(answer.body.is_empty(), "HEAD {uri} has no body");

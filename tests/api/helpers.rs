@@ -21,6 +21,16 @@ use tower::ServiceExt;
 
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// One URI of each route that answers GET (and so HEAD) with 200.
+pub const GET_ROUTES: [&str; 6] = [
+    "/hello_world",
+    "/current_time?name=x",
+    "/healthcheck",
+    "/openapi.json",
+    "/docs",
+    "/redoc",
+];
+
 /// Logs are silent unless `TEST_LOG` is set.
 pub fn init_test_log() {
     static ONCE: Once = Once::new();

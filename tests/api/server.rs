@@ -12,7 +12,7 @@ use api::startup::Application;
 use axum::http::Method;
 use tokio::sync::Notify;
 
-use crate::helpers::{TestApp, panics, spawn_app, spawn_app_with, spawn_endpoints};
+use crate::helpers::{GET_ROUTES, TestApp, panics, spawn_app, spawn_app_with, spawn_endpoints};
 
 /// Sends raw bytes, returns everything the server answers until it closes
 /// the connection (or 5 s pass).
@@ -363,16 +363,10 @@ async fn unencoded_quotes_and_angle_brackets_in_the_query_are_refused_with_400()
 #[tokio::test]
 async fn head_answers_carry_exactly_the_headers_of_get_answers() {
     let app = spawn_app().await;
-    for path in [
-        "/hello_world",
-        "/current_time?name=x",
-        "/healthcheck",
-        "/openapi.json",
-        "/docs",
-        "/redoc",
-        "/docs/swagger-ui-bundle.js",
-        "/nope",
-    ] {
+    for path in GET_ROUTES
+        .into_iter()
+        .chain(["/docs/swagger-ui-bundle.js", "/nope"])
+    {
         let address = app.address.clone();
         let heads = tokio::task::spawn_blocking(move || head_lines(&address, path));
         let heads = heads.await.expect("joins");
