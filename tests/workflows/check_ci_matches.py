@@ -28,8 +28,9 @@ scripts they run for the supply chain):
     attestations: write;
   - every action is pinned to a full commit SHA, its version in a comment,
     and that commit is one verified as the tag of a Node 24 release;
-  - the repository variable RELEASE_TO_AWS = false skips every job that
-    gets AWS credentials (a release that only builds);
+  - the variable RELEASE_TO_AWS = false skips every job that gets AWS
+    credentials (a release that only builds), through the build job's
+    to-aws output, which refuses any other value than true or false;
   - both environments push and deploy through deploy/aws/release.sh, and
     release.yml itself asks AWS nothing (no tag-exists guess);
   - the push job runs scripts/test-push.sh as root (sudo: it installs and
@@ -212,7 +213,13 @@ def problems(ci_run, ci_text, release_text, e2e_text="", gate_text="", release_s
     yield from uncached_build_problems(build)
     ungated = [name for name, job in release["jobs"].items()
                if (job.get("permissions") or {}).get("id-token") == "write"
-               and str(job.get("if", "")).strip() != "vars.RELEASE_TO_AWS != 'false'"]
+               and str(job.get("if", "")).strip() != "needs.build.outputs.to-aws == 'true'"]
+    checked = [step for step in build.get("steps", []) if "RELEASE_TO_AWS" in str(step.get("env", ""))
+               and "exit 1" in step.get("run", "") and step.get("id") == "target"]
+    outputs = build.get("outputs") or {}
+    yield "release.yml: build reads RELEASE_TO_AWS, refuses any value but true or false, and says where the release goes", \
+        None if checked and "steps.target.outputs.to-aws" in str(outputs.get("to-aws", "")) else \
+        "no step `target` in build that reads RELEASE_TO_AWS and exits 1 on another value, or no to-aws output"
     yield "release.yml: RELEASE_TO_AWS = false skips every job with AWS credentials", \
         None if not ungated else f"not gated by it: {', '.join(ungated)}"
     build_runs = " ".join(step.get("run", "") for step in build.get("steps", []))
@@ -278,9 +285,15 @@ def breaks(ci_run, ci_text, release_text, e2e_text, gate_text, release_sh):
                                            if "ghaction-github-runtime" not in s.get("uses", "")]
     yield ("the images job without the runtime token", "ci.yml: images builds through the GitHub Actions cache", ci_run, dump(uncached), release_text, *rest)
     ungated = copy.deepcopy(release)
-    ungated["jobs"]["production"].pop("if", None)
+    ungated["jobs"]["production"]["if"] = "vars.RELEASE_TO_AWS != 'false'"
     yield ("a production job that runs whatever RELEASE_TO_AWS says",
            "release.yml: RELEASE_TO_AWS = false skips every job with AWS credentials", ci_run, ci_text, dump(ungated), *rest)
+    lenient = copy.deepcopy(release)
+    for step in lenient["jobs"]["build"]["steps"]:
+        if step.get("id") == "target":
+            step["run"] = step["run"].replace("exit 1", "true")
+    yield ("a RELEASE_TO_AWS of 'no' read as true", "release.yml: build reads RELEASE_TO_AWS, refuses any value",
+           ci_run, ci_text, dump(lenient), *rest)
     cached_release = copy.deepcopy(release)
     cached_release["jobs"]["build"]["steps"] = [
         {**s, "env": {**(s.get("env") or {}), "API_BUILDX_CACHE": "type=gha,scope=release"}}
