@@ -106,9 +106,8 @@ class NoRedirects(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def send(method, url, headers, context, data=None):
+def send(opener, method, url, headers, data=None):
     request = urllib.request.Request(url, headers=headers, data=data, method=method)
-    opener = urllib.request.build_opener(NoRedirects, urllib.request.HTTPSHandler(context=context))
     try:
         with opener.open(request, timeout=60) as response:
             return response.status, response.headers, response.read()
@@ -127,7 +126,8 @@ class Registry:
     """The repository's API: answers 401s with docker's credentials, once."""
 
     def __init__(self, scheme, context, actions):
-        self.base, self.context, self.actions, self.auth = f"{scheme}://{api_host}", context, actions, None
+        self.base, self.actions, self.auth = f"{scheme}://{api_host}", actions, None
+        self.opener = urllib.request.build_opener(NoRedirects, urllib.request.HTTPSHandler(context=context))
 
     def authorization(self, challenge):
         """The Authorization header that answers a 401's challenge, or why there is none."""
@@ -148,7 +148,7 @@ class Registry:
         elif found:
             headers["Authorization"] = "Basic " + base64.b64encode(f"{found[0]}:{found[1]}".encode()).decode()
         url = fields.get("realm", "") + ("" if data else "?" + urllib.parse.urlencode(query))
-        status, _, body = send("POST" if data else "GET", url, headers, self.context, data)
+        status, _, body = send(self.opener, "POST" if data else "GET", url, headers, data)
         if status in (401, 403):
             answer("not-authorised", f"{host}'s token service refused the credentials docker has: {registry_errors(body)}")
         if status != 200:
@@ -164,10 +164,10 @@ class Registry:
         same_origin = urllib.parse.urlsplit(url)[:2] == urllib.parse.urlsplit(self.base)[:2]
         if self.auth and same_origin:
             headers["Authorization"] = self.auth
-        status, answered, body = send(method, url, headers, self.context, data)
+        status, answered, body = send(self.opener, method, url, headers, data)
         if status == 401 and not self.auth and same_origin:
             self.auth = headers["Authorization"] = self.authorization(answered.get("WWW-Authenticate", ""))
-            status, answered, body = send(method, url, headers, self.context, data)
+            status, answered, body = send(self.opener, method, url, headers, data)
         if status in (401, 403):
             answer("not-authorised", f"HTTP {status} from {host}: {registry_errors(body)}")
         if status == 429 or status >= 500:
