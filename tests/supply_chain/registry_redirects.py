@@ -37,31 +37,28 @@ class Quiet(http.server.BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
+    def handle_any(self):
+        """Every method: the body read, then `serve(path without query, body)`."""
+        self.serve(self.path.split("?")[0], self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+
+    do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = handle_any
+
 
 class Storage(Quiet):
     """Where the blobs go: takes uploads without credentials, refuses any
     request that carries some (as S3 refuses a presigned URL signed twice),
     and refuses reads (as S3 does a HEAD on a URL presigned for GET)."""
 
-    def handle_one_request(self):
-        self.raw_requestline = self.rfile.readline(65537)
-        if not self.raw_requestline or not self.parse_request():
-            return
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        seen["storage"].append((self.command, self.path.split("?")[0], self.headers.get("Authorization")))
+    def serve(self, path, _body):
+        seen["storage"].append((self.command, path, self.headers.get("Authorization")))
         if self.headers.get("Authorization"):
             return self.answer(400)
-        self.answer(201 if self.command == "PUT" and self.path.startswith("/upload/") else 403)
+        self.answer(201 if self.command == "PUT" and path.startswith("/upload/") else 403)
 
 
 class Registry(Quiet):
-    def handle_one_request(self):
-        self.raw_requestline = self.rfile.readline(65537)
-        if not self.raw_requestline or not self.parse_request():
-            return
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+    def serve(self, path, body):
         seen["registry"].append((self.command, self.path))
-        path = self.path.split("?")[0]
         if path == "/token":
             return self.answer(200, [("Content-Type", "application/json")], json.dumps({"token": TOKEN}).encode())
         if self.headers.get("Authorization") != f"Bearer {TOKEN}":
