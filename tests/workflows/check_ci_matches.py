@@ -266,6 +266,16 @@ def problems(ci_run, ci_text, release_text, e2e_text="", gate_text="", release_s
                 None if not re.search(r"\baws\s+[a-z]", runs) else f"{name} calls the AWS CLI in the workflow"
 
 
+def without_steps(workflow, drop, in_job=lambda name, job: True):
+    """A copy of `workflow` without the steps `drop(step)` picks, in the jobs
+    `in_job(name, job)` picks (every job by default)."""
+    copied = copy.deepcopy(workflow)
+    for name, job in copied["jobs"].items():
+        if in_job(name, job):
+            job["steps"] = [step for step in job.get("steps", []) if not drop(step)]
+    return copied
+
+
 def breaks(ci_run, ci_text, release_text, e2e_text, gate_text, release_sh):
     """(what is broken, the check that must notice, texts...)."""
     ci, release = yaml.safe_load(ci_text), yaml.safe_load(release_text)
@@ -280,9 +290,7 @@ def breaks(ci_run, ci_text, release_text, e2e_text, gate_text, release_sh):
     for job in not_live["jobs"].values():
         (job.get("env") or {}).pop("ADVISORY_DB", None)
     yield ("the gate free to use a snapshot on GitHub", "ci.yml runs the gate against the live database", ci_run, dump(not_live), release_text, *rest)
-    uncached = copy.deepcopy(ci)
-    uncached["jobs"]["images"]["steps"] = [s for s in uncached["jobs"]["images"]["steps"]
-                                           if "ghaction-github-runtime" not in s.get("uses", "")]
+    uncached = without_steps(ci, lambda s: "ghaction-github-runtime" in s.get("uses", ""), lambda name, _: name == "images")
     yield ("the images job without the runtime token", "ci.yml: images builds through the GitHub Actions cache", ci_run, dump(uncached), release_text, *rest)
     ungated = copy.deepcopy(release)
     ungated["jobs"]["production"]["if"] = "vars.RELEASE_TO_AWS != 'false'"
@@ -305,11 +313,8 @@ def breaks(ci_run, ci_text, release_text, e2e_text, gate_text, release_sh):
     yield ("a release build with a short GIT_REVISION of its own", "release.yml builds with release_build's arguments", ci_run, ci_text, hand_made, *rest)
     yield ("a deployment by tag", "deploy/aws/release.sh deploys by the digest", ci_run, ci_text, release_text, e2e_text, gate_text,
            release_sh.replace('--image "$registry/api@', '--image "$registry/api:production-$VERSION #', 1))
-    unattested = copy.deepcopy(release)
-    for job in unattested["jobs"].values():
-        if job.get("environment"):
-            job["steps"] = [s for s in job["steps"] if not (s.get("uses", "").startswith("actions/attest@")
-                                                            and not (s.get("with") or {}).get("sbom-path"))]
+    unattested = without_steps(release, lambda s: s.get("uses", "").startswith("actions/attest@")
+                               and not (s.get("with") or {}).get("sbom-path"), lambda _, job: bool(job.get("environment")))
     yield ("environments that push no provenance", "release.yml: staging attests the production image", ci_run, ci_text, dump(unattested), *rest)
     no_permission = copy.deepcopy(release)
     for job in no_permission["jobs"].values():
@@ -324,14 +329,10 @@ def breaks(ci_run, ci_text, release_text, e2e_text, gate_text, release_sh):
     elsewhere = copy.deepcopy(ci)
     elsewhere["jobs"]["push"].setdefault("env", {})["API_TEST_REGISTRY"] = "localhost:5000"
     yield ("the push suite pointed at a registry nobody starts", "ci.yml: push tests the registry", ci_run, dump(elsewhere), release_text, *rest)
-    no_port = copy.deepcopy(ci)
-    no_port["jobs"]["images"]["steps"] = [s for s in no_port["jobs"]["images"]["steps"]
-                                          if "ip_unprivileged_port_start" not in s.get("run", "")]
+    no_port = without_steps(ci, lambda s: "ip_unprivileged_port_start" in s.get("run", ""), lambda name, _: name == "images")
     yield ("the images job without port 53", "ci.yml: images lets its DNS server bind port 53", ci_run, dump(no_port), release_text, *rest)
 
-    without_aws = copy.deepcopy(ci)
-    for job in without_aws["jobs"].values():
-        job["steps"] = [s for s in job.get("steps", []) if "scripts/test-aws.sh" not in s.get("run", "")]
+    without_aws = without_steps(ci, lambda s: "scripts/test-aws.sh" in s.get("run", ""))
     yield "ci.yml without the AWS suite", "ci.yml runs `scripts/test-aws.sh`", ci_run, dump(without_aws), release_text, *rest
 
     skipped = copy.deepcopy(ci)
